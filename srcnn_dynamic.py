@@ -1,0 +1,707 @@
+"""SRCNN with a runtime upscale factor: PyTorch -> ONNX -> ONNX Runtime, proven equal at unseen factors.
+
+A modern, working reproduction of OpenMMLab mmdeploy's tutorial "solving the hard parts of model deployment"
+(chapter 2, https://github.com/open-mmlab/mmdeploy/blob/main/docs/en/tutorial/02_challenges.md).
+
+The super-resolution network upsamples with bicubic interpolation and then refines with three convolutions.
+The upscale factor is a *tensor input* `factor` = [1, 1, fh, fw], so the exported ONNX graph has two inputs,
+`input` and `factor`, and one `Resize` whose scales come straight from `factor`: the model is exported once
+(traced at x3) and runs at x4, x2.5 or 5x6 without re-exporting.
+
+Two exporters are supported:
+  * torchscript  torch.onnx.export(..., dynamo=False): the tutorial's method. `NewInterpolate.symbolic` tells
+                 it to emit `Resize(input, roi, scales=factor)`.
+  * dynamo       the torch.export-based exporter, the default since PyTorch 2.9, which ignores `symbolic`.
+                 `NewInterpolate.forward` calls the custom op `srcnn_dynamic::bicubic_resize`, whose fake
+                 implementation returns fresh dynamic sizes, and a `custom_translation_table` entry turns it
+                 into the same `Resize` written in onnxscript.
+
+Pipeline, top to bottom: constants, factor parsing, the resize op and NewInterpolate, the model, weights,
+image I/O, export, ONNX Runtime sessions, comparison, main().
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import os
+import pickle
+import statistics
+import secrets
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+log = logging.getLogger("srcnn_dynamic")
+
+# ----------------------------------------------------------------------------------------------------------------
+# Constants
+
+# ONNX Resize attributes that make ONNX Runtime compute exactly PyTorch's F.interpolate(mode="bicubic",
+# align_corners=False) with scale_factor given:
+RESIZE_MODE = "cubic"  # bicubic = cubic convolution along H, then along W
+CUBIC_COEFF_A = -0.75  # PyTorch's upsample_bicubic2d uses Keys' kernel with A = -0.75 (OpenCV's value too)
+COORDINATE_TRANSFORMATION_MODE = "pytorch_half_pixel"  # src = (dst + 0.5) / scale - 0.5, as align_corners=False
+#                                                        does, and 0 for a length-1 output as PyTorch does
+NEAREST_MODE = "floor"  # unused by cubic mode; set as in the tutorial so both exporters emit identical nodes
+
+INPUT_NAMES = ("input", "factor")  # graph inputs: the image (N, 3, H, W) and the factor [1, 1, fh, fw]
+OUTPUT_NAME = "output"  # graph output: (N, 3, floor(H * fh), floor(W * fw))
+
+Exporter = Literal["torchscript", "dynamo"]
+EXPORTERS: tuple[Exporter, ...] = ("torchscript", "dynamo")
+MIN_OPSET: dict[Exporter, int] = {
+    "torchscript": 11,  # the tutorial's opset: the first whose Resize has cubic_coeff_a and pytorch_half_pixel
+    "dynamo": 18,  # the torch.export-based exporter translates to opset 18 and newer only
+}
+EXPORT_FACTOR = 3.0  # the model is traced once at x3 (the tutorial's srcnn3.onnx) and must work at any factor
+
+DEFAULT_FACTORS = ("3", "4")  # x3 was seen at export, x4 was not: the point of the tutorial
+MIN_FACTOR = 1.0  # a super-resolution model upsamples; factors below 1 would shrink the image
+MAX_OUTPUT_PIXELS = 4096 * 4096  # conv1 holds 64 float32 channels at output size: 4 GiB at this limit
+
+# ONNX Runtime vs PyTorch, float32 on the [0, 1] scale. Both compute the same bicubic weights and convolutions
+# but sum in different orders (different kernels, blocking and threads); measured differences are <= 1e-5 on
+# CPU. 1e-4 leaves room for other CPUs while staying 40x below one 8-bit grey level (1/255 = 3.9e-3).
+PARITY_ATOL = 1e-4
+# On CUDA, TF32 convolutions (10-bit mantissa) would put PyTorch and ONNX Runtime ~1e-3 apart; parity is
+# checked in full float32, so TF32 is switched off in both runtimes.
+CUDA_ALLOW_TF32 = False
+
+SEED = 0  # the random initialisation used until trained weights are given
+TIMING_RUNS = 3  # the table reports the median of this many runs (the first one included)
+
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+
+
+class SrcnnError(Exception):
+    """A mistake the user can fix (bad factor, missing file, unavailable device): reported in one line."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The upscale factor
+
+
+@dataclass(frozen=True)
+class Factor:
+    """An upscale factor for height and width; the model receives it as the tensor [1, 1, height, width]."""
+
+    height: float
+    width: float
+
+    @classmethod
+    def parse(cls, text: str) -> Factor:
+        """'3' -> 3x3, '2.5' -> 2.5x2.5, '5x6' -> height 5, width 6. Every factor must be finite and >= 1."""
+        parts = text.strip().lower().split("x")
+        if len(parts) not in (1, 2):
+            raise SrcnnError(f"factor {text!r}: expected a number such as 3 or 2.5, or HEIGHTxWIDTH such as 5x6")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise SrcnnError(
+                f"factor {text!r}: expected a number such as 3 or 2.5, or HEIGHTxWIDTH such as 5x6"
+            ) from None
+        for value in values:
+            if not math.isfinite(value) or value < MIN_FACTOR:
+                raise SrcnnError(f"factor {text!r}: each factor must be a finite number >= {MIN_FACTOR:g}")
+        height, width = values if len(values) == 2 else values * 2
+        return cls(height, width)
+
+    @property
+    def tag(self) -> str:
+        """Short name used in file names: '3', '2.5' or '5x6'."""
+        if self.height == self.width:
+            return f"{self.height:g}"
+        return f"{self.height:g}x{self.width:g}"
+
+    def tensor(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        return torch.tensor([1.0, 1.0, self.height, self.width], dtype=torch.float32, device=device)  # (4,)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """floor(H * fh), floor(W * fw) with the factor rounded to float32, as the model receives it."""
+        fh, fw = (float(np.float32(f)) for f in (self.height, self.width))
+        return math.floor(height * fh), math.floor(width * fw)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The resize: a custom op for torch.export, wrapped in NewInterpolate for the TorchScript exporter
+
+
+@torch.library.custom_op("srcnn_dynamic::bicubic_resize", mutates_args=())
+def bicubic_resize(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Bicubic upsampling of x (N, C, H, W) by factor [1, 1, fh, fw]: (N, C, floor(H*fh), floor(W*fw)).
+
+    A custom op, so that torch.export keeps it as one opaque node (the factor's values decide the output size,
+    which torch.export cannot trace through) and the ONNX exporter can translate it to Resize.
+    """
+    fh, fw = factor.tolist()[2:]
+    return F.interpolate(x, scale_factor=(fh, fw), mode="bicubic", align_corners=False)
+
+
+@bicubic_resize.register_fake
+def _bicubic_resize_fake(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    # The output height and width depend on the *values* in `factor`: new symbolic sizes, not functions of H, W.
+    ctx = torch.library.get_ctx()
+    out_height, out_width = ctx.new_dynamic_size(), ctx.new_dynamic_size()
+    return x.new_empty((x.shape[0], x.shape[1], out_height, out_width))
+
+
+class NewInterpolate(torch.autograd.Function):
+    """The tutorial's operator: bicubic upsampling whose scales are a graph input, not a constant."""
+
+    @staticmethod
+    def symbolic(g: torch.Graph, x: torch.Value, factor: torch.Value) -> torch.Value:
+        # Used by the TorchScript exporter only. Resize-11 takes (X, roi, scales): roi is unused by this
+        # coordinate mode but must be present, so it is an empty tensor; scales is the graph input `factor`.
+        empty_roi = g.op("Constant", value_t=torch.tensor([], dtype=torch.float32))
+        return g.op(
+            "Resize",
+            x,
+            empty_roi,
+            factor,
+            coordinate_transformation_mode_s=COORDINATE_TRANSFORMATION_MODE,
+            cubic_coeff_a_f=CUBIC_COEFF_A,
+            mode_s=RESIZE_MODE,
+            nearest_mode_s=NEAREST_MODE,
+        )
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        return bicubic_resize(x, factor)
+
+
+def _resize_onnxscript(x, factor):  # noqa: ANN001, ANN202 - onnxscript tensors, typed by the exporter
+    """The translation of srcnn_dynamic::bicubic_resize for the dynamo exporter: the same Resize node."""
+    from onnxscript import opset18 as op
+
+    return op.Resize(
+        x,
+        None,  # roi: optional since opset 13, unused by this coordinate mode
+        factor,
+        coordinate_transformation_mode=COORDINATE_TRANSFORMATION_MODE,
+        cubic_coeff_a=CUBIC_COEFF_A,
+        mode=RESIZE_MODE,
+        nearest_mode=NEAREST_MODE,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The model
+
+
+class SuperResolutionNet(nn.Module):
+    """SRCNN 9-1-5 after bicubic upsampling, with the tutorial's layers and state-dict names.
+
+    Input: RGB float32 in [0, 1], (N, 3, H, W), and factor [1, 1, fh, fw]. Output: (N, 3, floor(H*fh), floor(W*fw)),
+    not clamped (callers clamp to [0, 1] when writing an image).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=9, padding=4)  # patch extraction, 9x9 keeps the size
+        self.conv2 = nn.Conv2d(64, 32, kernel_size=1, padding=0)  # non-linear mapping
+        self.conv3 = nn.Conv2d(32, 3, kernel_size=5, padding=2)  # reconstruction, 5x5 keeps the size
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        x = NewInterpolate.apply(x, factor)  # (N, 3, H', W') with H' = floor(H * fh), W' = floor(W * fw)
+        x = self.relu(self.conv1(x))  # (N, 64, H', W')
+        x = self.relu(self.conv2(x))  # (N, 32, H', W')
+        return self.conv3(x)  # (N, 3, H', W')
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Weights
+
+CHECKPOINT_PREFIX = "generator."  # mmediting/mmagic SRCNN checkpoints keep the network under `generator`
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a state dict, or an mmediting/mmagic SRCNN checkpoint, without running any pickled code."""
+    if not path.is_file():
+        raise SrcnnError(f"weights file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SrcnnError(
+            f"weights file {path} was refused by torch.load(weights_only=True), which loads tensors only and "
+            f"never runs code from the file ({reason}); save the model with torch.save(model.state_dict(), PATH)"
+        ) from None
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise SrcnnError(f"weights file {path} is not a readable PyTorch file: {exc}".splitlines()[0]) from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):  # an mmediting/mmagic checkpoint
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise SrcnnError(f"weights file {path} does not hold a state dict (a mapping of names to tensors)")
+    return {k.removeprefix(CHECKPOINT_PREFIX): v for k, v in obj.items()}
+
+
+def check_state_dict(state_dict: dict[str, torch.Tensor], model: nn.Module, source: Path) -> None:
+    """Raise an error naming every missing, unexpected or wrongly shaped tensor."""
+    expected = model.state_dict()
+    problems = []
+    if missing := sorted(set(expected) - set(state_dict)):
+        problems.append(f"missing {', '.join(missing)}")
+    if unexpected := sorted(set(state_dict) - set(expected)):
+        problems.append(f"unexpected {', '.join(unexpected)}")
+    for name in sorted(set(expected) & set(state_dict)):
+        if state_dict[name].shape != expected[name].shape:
+            problems.append(
+                f"{name} has shape {tuple(state_dict[name].shape)}, the model needs {tuple(expected[name].shape)}"
+            )
+    if problems:
+        raise SrcnnError(f"weights file {source} does not fit SuperResolutionNet: {'; '.join(problems)}")
+
+
+def build_model(weights: Path | None = None) -> SuperResolutionNet:
+    """The model in eval mode on the CPU, with weights from `weights` or a seeded random initialisation."""
+    if weights is None:
+        torch.manual_seed(SEED)
+        model = SuperResolutionNet()
+        log.warning(
+            "no --weights given: using a random initialisation (seed %d); the output is not super-resolved", SEED
+        )
+    else:
+        model = SuperResolutionNet()
+        state_dict = load_state_dict(weights)
+        check_state_dict(state_dict, model, weights)
+        model.load_state_dict(state_dict)
+        log.info("loaded weights from %s", weights)
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Image I/O: files hold 8-bit BGR (OpenCV); the model takes RGB float32 in [0, 1], NCHW
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """Read an image file as a (1, 3, H, W) RGB float32 tensor in [0, 1]."""
+    if not path.is_file():
+        raise SrcnnError(f"image not found: {path}")
+    data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise SrcnnError(f"cannot read {path} as an image (OpenCV could not decode it)")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0  # (H, W, 3)
+    return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).contiguous()  # (1, 3, H, W)
+
+
+def to_uint8_bgr(image: np.ndarray) -> np.ndarray:
+    """(1, 3, H, W) RGB float in [0, 1] -> (H, W, 3) BGR uint8, clamping and rounding."""
+    rgb = np.clip(image[0].transpose(1, 2, 0), 0.0, 1.0)  # (H, W, 3)
+    return cv2.cvtColor(np.rint(rgb * 255.0).astype(np.uint8), cv2.COLOR_RGB2BGR)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds.
+
+    The block creates the file itself (so it gets the usual permissions); a failure or Ctrl-C removes it.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Write a (1, 3, H, W) RGB float image in [0, 1]; the file appears whole or not at all."""
+    ok, encoded = cv2.imencode(path.suffix or ".png", to_uint8_bgr(image))
+    if not ok:
+        raise SrcnnError(f"OpenCV cannot encode an image as {path.suffix!r} for {path}")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(encoded.tobytes())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Export
+
+
+@contextlib.contextmanager
+def _quiet_export(exporter: Exporter) -> Iterator[None]:
+    """Silence the exporters' expected, non-actionable chatter; real errors still raise."""
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated since PyTorch 2.9 and says so on every call. We use it on
+        # purpose (it is the tutorial's method and honours NewInterpolate.symbolic): said once, in the log.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based")
+        # Tracing warns when Python values are recorded as constants. NewInterpolate keeps the factor a
+        # graph input, so nothing the exported graph depends on is baked in; the conv shapes are constant.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        # torch.export's pytree code warns about its own deprecated internals (LeafSpec): not ours to fix.
+        warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
+        registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+        level = registration.level
+        if exporter == "dynamo":
+            registration.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms"
+        try:
+            yield
+        finally:
+            registration.setLevel(level)
+
+
+def export_onnx(
+    model: SuperResolutionNet,
+    path: Path,
+    *,
+    sample: torch.Tensor,
+    exporter: Exporter = "torchscript",
+    opset: int | None = None,
+    factor: Factor = Factor(EXPORT_FACTOR, EXPORT_FACTOR),
+) -> onnx.ModelProto:
+    """Export `model` to `path` with dynamic batch, height, width and a runtime `factor` input; return the model.
+
+    `sample` (N, 3, H, W) and `factor` are only the example inputs the exporter traces with.
+    """
+    opset = MIN_OPSET[exporter] if opset is None else opset
+    if opset < MIN_OPSET[exporter]:
+        raise SrcnnError(f"--opset {opset}: the {exporter} exporter needs opset {MIN_OPSET[exporter]} or newer")
+    args = (sample.cpu(), factor.tensor())
+    log.info("exporting %s with the %s exporter (opset %d, traced at x%s)", path.name, exporter, opset, factor.tag)
+    if exporter == "torchscript":
+        log.info("the TorchScript exporter is deprecated since PyTorch 2.9; --exporter dynamo is its successor")
+    try:
+        with _quiet_export(exporter), atomic_path(path) as tmp:
+            if exporter == "torchscript":
+                _export_torchscript(model, args, tmp, opset)
+            else:
+                _export_dynamo(model, args, tmp, opset)
+    except SrcnnError:
+        raise
+    except Exception as exc:  # an exporter failure is reported in one line; --verbose logs the traceback
+        log.debug("export failed", exc_info=True)
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SrcnnError(f"{exporter} export at opset {opset} failed: {first_line}") from None
+    proto = onnx.load(path)
+    onnx.checker.check_model(proto, full_check=True)  # structure, types and shape inference
+    check_dynamic_graph(proto)
+    return proto
+
+
+def _export_torchscript(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, opset: int) -> None:
+    torch.onnx.export(
+        model,
+        args,  # (input, factor): traced once with these values
+        path,
+        dynamo=False,  # the TorchScript exporter: honours NewInterpolate.symbolic
+        opset_version=opset,
+        input_names=list(INPUT_NAMES),  # name the graph inputs as the tutorial does
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={  # without these, batch, height and width would be fixed at the sample's
+            INPUT_NAMES[0]: {0: "batch", 2: "height", 3: "width"},
+            OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"},
+        },
+        do_constant_folding=True,  # fold the constant roi; the weights stay initializers
+    )
+
+
+def _export_dynamo(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, opset: int) -> None:
+    batch, height, width = torch.export.Dim("batch"), torch.export.Dim("height"), torch.export.Dim("width")
+    program = torch.onnx.export(
+        model,
+        args,  # (input, factor): example values only
+        dynamo=True,  # the torch.export-based exporter, the default since PyTorch 2.9
+        opset_version=opset,
+        input_names=list(INPUT_NAMES),
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes={"x": {0: batch, 2: height, 3: width}, "factor": None},  # keys: forward()'s argument names
+        custom_translation_table={torch.ops.srcnn_dynamic.bicubic_resize.default: _resize_onnxscript},
+        verbose=False,  # no step-by-step progress lines
+    )
+    assert program is not None, "torch.onnx.export(dynamo=True) returns an ONNXProgram"
+    proto = program.model_proto  # a small model: the weights stay inside the one .onnx file
+    # The output height and width are new symbols ("u0", "u1"); name them as the TorchScript export does.
+    for dim, name in zip(proto.graph.output[0].type.tensor_type.shape.dim[2:], ("out_height", "out_width")):
+        if dim.HasField("dim_param"):
+            dim.dim_param = name
+    onnx.save(proto, path)
+
+
+def check_dynamic_graph(proto: onnx.ModelProto) -> None:
+    """Raise SrcnnError unless the graph is the tutorial's: inputs (input, factor), one Resize fed by factor."""
+    inputs = [i.name for i in proto.graph.input]
+    outputs = [o.name for o in proto.graph.output]
+    resizes = [n for n in proto.graph.node if n.op_type == "Resize"]
+    problems = []
+    if inputs != list(INPUT_NAMES):
+        problems.append(f"inputs are {inputs}, expected {list(INPUT_NAMES)}")
+    if outputs != [OUTPUT_NAME]:
+        problems.append(f"outputs are {outputs}, expected {[OUTPUT_NAME]}")
+    if len(resizes) != 1 or len(resizes[0].input) < 3 or resizes[0].input[2] != INPUT_NAMES[1]:
+        problems.append(f"expected one Resize whose scales input is {INPUT_NAMES[1]!r}")
+    if problems:
+        raise SrcnnError(f"the exported graph is not dynamic in the factor: {'; '.join(problems)}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Devices and ONNX Runtime sessions
+
+Device = Literal["cpu", "cuda"]
+CUDA_PROVIDER, CPU_PROVIDER = "CUDAExecutionProvider", "CPUExecutionProvider"
+GPU_INSTALL_HINT = "in a separate virtual environment: pip install -r requirements-gpu.txt"
+
+
+def check_device(device: Device) -> None:
+    """Fail early, in one line, when CUDA is asked for but PyTorch or ONNX Runtime cannot use it."""
+    if device != "cuda":
+        return
+    if CUDA_PROVIDER not in ort.get_available_providers():
+        raise SrcnnError(
+            f"--device cuda: this onnxruntime has no {CUDA_PROVIDER} (it has {', '.join(ort.get_available_providers())});"
+            f" install onnxruntime-gpu {GPU_INSTALL_HINT}"
+        )
+    if not torch.cuda.is_available():
+        raise SrcnnError(f"--device cuda: PyTorch {torch.__version__} sees no CUDA GPU; {GPU_INSTALL_HINT}")
+
+
+def create_session(path: Path, device: Device = "cpu") -> ort.InferenceSession:
+    """An ONNX Runtime session on exactly the requested device: never a silent fallback to the CPU."""
+    check_device(device)
+    if device == "cuda":
+        providers: list = [(CUDA_PROVIDER, {"use_tf32": int(CUDA_ALLOW_TF32)})]
+    else:
+        providers = [CPU_PROVIDER]
+    session = ort.InferenceSession(str(path), providers=providers)
+    wanted = CUDA_PROVIDER if device == "cuda" else CPU_PROVIDER
+    if session.get_providers()[0] != wanted:  # ORT falls back quietly when e.g. CUDA libraries fail to load
+        raise SrcnnError(
+            f"--device {device}: ONNX Runtime created the session with {session.get_providers()}, not {wanted}"
+            f" (are the CUDA and cuDNN libraries installed? {GPU_INSTALL_HINT})"
+        )
+    return session
+
+
+def run_session(session: ort.InferenceSession, image: np.ndarray, factor: Factor) -> np.ndarray:
+    """(N, 3, H, W) float32 -> (N, 3, floor(H*fh), floor(W*fw)) through ONNX Runtime."""
+    feeds = {INPUT_NAMES[0]: np.ascontiguousarray(image, dtype=np.float32), INPUT_NAMES[1]: factor.tensor().numpy()}
+    return session.run([OUTPUT_NAME], feeds)[0]
+
+
+def run_torch(model: SuperResolutionNet, image: torch.Tensor, factor: Factor) -> np.ndarray:
+    """The PyTorch reference on the model's device, in float32 (TF32 off on CUDA, see CUDA_ALLOW_TF32)."""
+    device = next(model.parameters()).device
+    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=CUDA_ALLOW_TF32):
+        out = model(image.to(device), factor.tensor(device))
+    return out.cpu().numpy()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Comparison
+
+T = TypeVar("T")
+
+
+def timed(fn: Callable[[], T], runs: int = TIMING_RUNS) -> tuple[T, float]:
+    """Run `fn` `runs` times; return its last result and the median wall time in milliseconds."""
+    times, result = [], None
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return result, statistics.median(times)  # type: ignore[return-value]
+
+
+def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB on the [0, peak] scale; inf for identical arrays."""
+    mse = float(np.mean((reference.astype(np.float64) - test.astype(np.float64)) ** 2))
+    return math.inf if mse == 0.0 else 10.0 * math.log10(peak**2 / mse)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """ONNX Runtime against PyTorch at one factor."""
+
+    factor: Factor
+    output_size: tuple[int, int]  # (height, width)
+    max_abs_diff: float
+    psnr_db: float
+    torch_ms: float
+    ort_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= PARITY_ATOL
+
+
+def compare(torch_out: np.ndarray, ort_out: np.ndarray, factor: Factor, torch_ms: float, ort_ms: float) -> Comparison:
+    if torch_out.shape != ort_out.shape:
+        raise AssertionError(f"x{factor.tag}: PyTorch gave {torch_out.shape}, ONNX Runtime {ort_out.shape}")
+    return Comparison(
+        factor=factor,
+        output_size=(ort_out.shape[2], ort_out.shape[3]),
+        max_abs_diff=float(np.max(np.abs(torch_out - ort_out))),
+        psnr_db=psnr(torch_out, ort_out),
+        torch_ms=torch_ms,
+        ort_ms=ort_ms,
+    )
+
+
+def format_table(rows: Sequence[Comparison]) -> str:
+    header = ("factor", "output (HxW)", "max |ORT-PyTorch|", "PSNR ORT vs PyTorch", "PyTorch ms", "ORT ms", "")
+    lines = [header]
+    for r in rows:
+        lines.append(
+            (
+                f"x{r.factor.tag}",
+                f"{r.output_size[0]}x{r.output_size[1]}",
+                f"{r.max_abs_diff:.2e}",
+                "inf dB" if math.isinf(r.psnr_db) else f"{r.psnr_db:.1f} dB",
+                f"{r.torch_ms:.1f}",
+                f"{r.ort_ms:.1f}",
+                "ok" if r.ok else f"FAIL (> {PARITY_ATOL:g})",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))).rstrip()
+            for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths).rstrip())
+    return "\n".join(text)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# main()
+
+
+def run(
+    image_path: Path,
+    factors: Sequence[Factor],
+    *,
+    output_dir: Path,
+    device: Device = "cpu",
+    exporter: Exporter = "torchscript",
+    opset: int | None = None,
+    weights: Path | None = None,
+) -> list[Comparison]:
+    """The tutorial end to end: PyTorch at each factor, one export at x3, ONNX Runtime at each factor."""
+    check_device(device)
+    image = read_image(image_path)  # (1, 3, H, W)
+    height, width = image.shape[2:]
+    for factor in factors:
+        out_h, out_w = factor.output_size(height, width)
+        if out_h * out_w > MAX_OUTPUT_PIXELS:
+            raise SrcnnError(
+                f"factor {factor.tag} turns {height}x{width} into {out_h}x{out_w}, over the limit of"
+                f" {MAX_OUTPUT_PIXELS:,} output pixels; use a smaller factor or a smaller image"
+            )
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SrcnnError(f"cannot create output folder {output_dir}: {exc.strerror}") from None
+    if not os.access(output_dir, os.W_OK):
+        raise SrcnnError(f"output folder {output_dir} is not writable")
+
+    model = build_model(weights)
+    onnx_path = output_dir / f"srcnn{EXPORT_FACTOR:g}.onnx"
+    export_onnx(model, onnx_path, sample=image, exporter=exporter, opset=opset)
+    session = create_session(onnx_path, device)
+    log.info("ONNX Runtime %s on %s", ort.__version__, session.get_providers()[0])
+    model.to(device)
+
+    stem, rows = image_path.stem, []
+    for factor in factors:
+        torch_out, torch_ms = timed(lambda: run_torch(model, image, factor))
+        ort_out, ort_ms = timed(lambda: run_session(session, image.numpy(), factor))
+        write_image(output_dir / f"{stem}_torch_{factor.tag}.png", torch_out)
+        write_image(output_dir / f"{stem}_ort_{factor.tag}.png", ort_out)
+        rows.append(compare(torch_out, ort_out, factor, torch_ms, ort_ms))
+    log.info("wrote %s and the result images to %s", onnx_path.name, output_dir)
+    return rows
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _factor_arg(text: str) -> Factor:
+    try:
+        return Factor.parse(text)
+    except SrcnnError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    here = Path(__file__).resolve().parent
+    parser = _OneLineErrorParser(
+        description="Super-resolve an image with SRCNN at runtime upscale factors: PyTorch, then one ONNX export "
+        "(traced at x3), then ONNX Runtime at every factor, compared with PyTorch.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=f"exit codes: {EXIT_OK} all factors match within {PARITY_ATOL:g}; {EXIT_MISMATCH} ONNX Runtime and "
+        f"PyTorch differ by more; {EXIT_USAGE} bad input or unavailable device (one-line message on stderr)",
+    )
+    parser.add_argument("--image", type=Path, default=here / "face.png", metavar="PATH", help="image to upscale")
+    parser.add_argument(
+        "--factor",
+        type=_factor_arg,
+        action="append",
+        metavar="F",
+        help=f"upscale factor, repeatable: a number (3, 2.5) or HEIGHTxWIDTH (5x6), each >= {MIN_FACTOR:g} "
+        f"(default: {' and '.join(DEFAULT_FACTORS)})",
+    )
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where PyTorch and ORT run")
+    parser.add_argument("--exporter", choices=EXPORTERS, default="torchscript", help="ONNX exporter")
+    parser.add_argument(
+        "--opset",
+        type=int,
+        metavar="N",
+        help=f"ONNX opset (default: {MIN_OPSET['torchscript']} for torchscript, {MIN_OPSET['dynamo']} for dynamo)",
+    )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        metavar="PATH",
+        help="state dict or mmediting/mmagic SRCNN checkpoint (default: seeded random initialisation)",
+    )
+    parser.add_argument("--output-dir", type=Path, default=Path("outputs"), metavar="DIR", help="where results go")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with exporter tracebacks")
+    args = parser.parse_args(argv)
+    if args.factor is None:
+        args.factor = [Factor.parse(f) for f in DEFAULT_FACTORS]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Our status lines at INFO; other libraries' (onnxscript's graph passes) only at WARNING unless --verbose.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        rows = run(
+            args.image,
+            args.factor,
+            output_dir=args.output_dir,
+            device=args.device,
+            exporter=args.exporter,
+            opset=args.opset,
+            weights=args.weights,
+        )
+    except SrcnnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(format_table(rows))
+    if failed := [r for r in rows if not r.ok]:
+        worst = max(failed, key=lambda r: r.max_abs_diff)
+        log.error("ONNX Runtime differs from PyTorch by %.2e (> %g) at x%s", worst.max_abs_diff, PARITY_ATOL,
+                  worst.factor.tag)
+        return EXIT_MISMATCH
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
