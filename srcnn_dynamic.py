@@ -70,6 +70,7 @@ MIN_OPSET: dict[Exporter, int] = {
 }
 EXPORT_FACTOR = 3.0  # the model is traced once at x3 (the tutorial's srcnn3.onnx) and must work at any factor
 
+DEFAULT_IMAGE = Path(__file__).resolve().parent / "face.png"  # 256x256, cut from scikit-image's astronaut
 DEFAULT_FACTORS = ("3", "4")  # x3 was seen at export, x4 was not: the point of the tutorial
 MIN_FACTOR = 1.0  # a super-resolution model upsamples; factors below 1 would shrink the image
 MAX_OUTPUT_PIXELS = 4096 * 4096  # conv1 holds 64 float32 channels at output size: 4 GiB at this limit
@@ -237,13 +238,19 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        # weights_only refuses to import any global (a class, a function): that is a file that wants to run code.
+        if refused := next((line for line in lines if "GLOBAL" in line), None):
+            raise SrcnnError(
+                f"weights file {path} was refused: torch.load(weights_only=True) loads tensors only and never runs"
+                f" code from a file ({refused.rstrip('.')}); save weights with torch.save(model.state_dict(), PATH)"
+            ) from None
+        detail = next((line for line in lines if line.startswith("Unsupported")), lines[0] if lines else "")
+        raise SrcnnError(f"weights file {path} is corrupt or not a PyTorch file ({detail})") from None
+    except Exception as exc:  # torch.load raises KeyError, EOFError, RuntimeError... on files it cannot parse
         raise SrcnnError(
-            f"weights file {path} was refused by torch.load(weights_only=True), which loads tensors only and "
-            f"never runs code from the file ({reason}); save the model with torch.save(model.state_dict(), PATH)"
+            f"weights file {path} is corrupt or not a PyTorch file ({type(exc).__name__}: {exc})".splitlines()[0]
         ) from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise SrcnnError(f"weights file {path} is not a readable PyTorch file: {exc}".splitlines()[0]) from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):  # an mmediting/mmagic checkpoint
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -341,6 +348,7 @@ def _quiet_export(exporter: Exporter) -> Iterator[None]:
         # The TorchScript exporter is deprecated since PyTorch 2.9 and says so on every call. We use it on
         # purpose (it is the tutorial's method and honours NewInterpolate.symbolic): said once, in the log.
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message="The feature will be removed")
         # Tracing warns when Python values are recorded as constants. NewInterpolate keeps the factor a
         # graph input, so nothing the exported graph depends on is baked in; the conv shapes are constant.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
@@ -356,6 +364,15 @@ def _quiet_export(exporter: Exporter) -> Iterator[None]:
             registration.setLevel(level)
 
 
+def resolve_opset(exporter: Exporter, opset: int | None) -> int:
+    """The exporter's default opset, or `opset` if the exporter supports it."""
+    if opset is None:
+        return MIN_OPSET[exporter]
+    if opset < MIN_OPSET[exporter]:
+        raise SrcnnError(f"--opset {opset}: the {exporter} exporter needs opset {MIN_OPSET[exporter]} or newer")
+    return opset
+
+
 def export_onnx(
     model: SuperResolutionNet,
     path: Path,
@@ -369,9 +386,7 @@ def export_onnx(
 
     `sample` (N, 3, H, W) and `factor` are only the example inputs the exporter traces with.
     """
-    opset = MIN_OPSET[exporter] if opset is None else opset
-    if opset < MIN_OPSET[exporter]:
-        raise SrcnnError(f"--opset {opset}: the {exporter} exporter needs opset {MIN_OPSET[exporter]} or newer")
+    opset = resolve_opset(exporter, opset)
     args = (sample.cpu(), factor.tensor())
     log.info("exporting %s with the %s exporter (opset %d, traced at x%s)", path.name, exporter, opset, factor.tag)
     if exporter == "torchscript":
@@ -578,6 +593,26 @@ def format_table(rows: Sequence[Comparison]) -> str:
 # main()
 
 
+def check_output_size(height: int, width: int, factor: Factor) -> None:
+    out_h, out_w = factor.output_size(height, width)
+    if out_h * out_w > MAX_OUTPUT_PIXELS:
+        raise SrcnnError(
+            f"factor {factor.tag} turns {height}x{width} into {out_h}x{out_w}, over the limit of"
+            f" {MAX_OUTPUT_PIXELS:,} output pixels; use a smaller factor or a smaller image"
+        )
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Fail unless `output_dir` is, or can be created as, a writable folder (nothing is created here)."""
+    existing = output_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SrcnnError(f"output folder {output_dir}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SrcnnError(f"output folder {output_dir} is not writable ({existing} does not allow writing)")
+
+
 def run(
     image_path: Path,
     factors: Sequence[Factor],
@@ -589,24 +624,16 @@ def run(
     weights: Path | None = None,
 ) -> list[Comparison]:
     """The tutorial end to end: PyTorch at each factor, one export at x3, ONNX Runtime at each factor."""
+    # Every check a user can fail comes before any work, so a mistake costs no time and writes nothing.
     check_device(device)
+    opset = resolve_opset(exporter, opset)
     image = read_image(image_path)  # (1, 3, H, W)
-    height, width = image.shape[2:]
     for factor in factors:
-        out_h, out_w = factor.output_size(height, width)
-        if out_h * out_w > MAX_OUTPUT_PIXELS:
-            raise SrcnnError(
-                f"factor {factor.tag} turns {height}x{width} into {out_h}x{out_w}, over the limit of"
-                f" {MAX_OUTPUT_PIXELS:,} output pixels; use a smaller factor or a smaller image"
-            )
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SrcnnError(f"cannot create output folder {output_dir}: {exc.strerror}") from None
-    if not os.access(output_dir, os.W_OK):
-        raise SrcnnError(f"output folder {output_dir} is not writable")
+        check_output_size(image.shape[2], image.shape[3], factor)
+    check_output_dir(output_dir)
 
     model = build_model(weights)
+    output_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = output_dir / f"srcnn{EXPORT_FACTOR:g}.onnx"
     export_onnx(model, onnx_path, sample=image, exporter=exporter, opset=opset)
     session = create_session(onnx_path, device)
@@ -626,7 +653,7 @@ def run(
 
 class _OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")  # one line, like every other error here
 
 
 def _factor_arg(text: str) -> Factor:
@@ -637,38 +664,42 @@ def _factor_arg(text: str) -> Factor:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    here = Path(__file__).resolve().parent
     parser = _OneLineErrorParser(
         description="Super-resolve an image with SRCNN at runtime upscale factors: PyTorch, then one ONNX export "
         "(traced at x3), then ONNX Runtime at every factor, compared with PyTorch.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog=f"exit codes: {EXIT_OK} all factors match within {PARITY_ATOL:g}; {EXIT_MISMATCH} ONNX Runtime and "
         f"PyTorch differ by more; {EXIT_USAGE} bad input or unavailable device (one-line message on stderr)",
     )
-    parser.add_argument("--image", type=Path, default=here / "face.png", metavar="PATH", help="image to upscale")
     parser.add_argument(
-        "--factor",
-        type=_factor_arg,
-        action="append",
-        metavar="F",
+        "--image", type=Path, default=DEFAULT_IMAGE, metavar="PATH",
+        help="image to upscale (default: face.png beside this script)",
+    )
+    parser.add_argument(
+        "--factor", type=_factor_arg, action="append", metavar="F",
         help=f"upscale factor, repeatable: a number (3, 2.5) or HEIGHTxWIDTH (5x6), each >= {MIN_FACTOR:g} "
         f"(default: {' and '.join(DEFAULT_FACTORS)})",
     )
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where PyTorch and ORT run")
-    parser.add_argument("--exporter", choices=EXPORTERS, default="torchscript", help="ONNX exporter")
     parser.add_argument(
-        "--opset",
-        type=int,
-        metavar="N",
+        "--device", choices=["cpu", "cuda"], default="cpu",
+        help="where PyTorch and ONNX Runtime run; cuda needs requirements-gpu.txt (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--exporter", choices=EXPORTERS, default="torchscript",
+        help="torchscript: the tutorial's dynamo=False exporter; dynamo: the torch.export-based one "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--opset", type=int, metavar="N",
         help=f"ONNX opset (default: {MIN_OPSET['torchscript']} for torchscript, {MIN_OPSET['dynamo']} for dynamo)",
     )
     parser.add_argument(
-        "--weights",
-        type=Path,
-        metavar="PATH",
+        "--weights", type=Path, metavar="PATH",
         help="state dict or mmediting/mmagic SRCNN checkpoint (default: seeded random initialisation)",
     )
-    parser.add_argument("--output-dir", type=Path, default=Path("outputs"), metavar="DIR", help="where results go")
+    parser.add_argument(
+        "--output-dir", type=Path, default=Path("outputs"), metavar="DIR",
+        help="where the ONNX model and images go (default: %(default)s)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with exporter tracebacks")
     args = parser.parse_args(argv)
     if args.factor is None:

@@ -1,0 +1,76 @@
+"""Shared fixtures: one seeded model, each exporter's ONNX file made once per test session, CUDA detection."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
+import onnxruntime as ort
+import pytest
+import torch
+
+import srcnn_dynamic as sd
+
+EXPORT_SHAPE = (1, 3, 64, 64)  # the tests export once at this shape and x3, then run other shapes and factors
+
+
+def cuda_skip_reason() -> str | None:
+    """Why the CUDA tests cannot run here, or None when both PyTorch and ONNX Runtime can use a GPU."""
+    if sd.CUDA_PROVIDER not in ort.get_available_providers():
+        return f"onnxruntime {ort.__version__} has no {sd.CUDA_PROVIDER} (install requirements-gpu.txt on a GPU machine)"
+    if not torch.cuda.is_available():
+        return f"PyTorch {torch.__version__} sees no CUDA GPU"
+    return None
+
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(cuda_skip_reason() is not None, reason=str(cuda_skip_reason()))),
+]
+
+
+@pytest.fixture(scope="session")
+def model() -> sd.SuperResolutionNet:
+    torch.manual_seed(sd.SEED)
+    return sd.SuperResolutionNet().eval()
+
+
+@pytest.fixture(scope="session")
+def model_on(model: sd.SuperResolutionNet) -> Callable[[str], sd.SuperResolutionNet]:
+    cache: dict[str, sd.SuperResolutionNet] = {}
+
+    def get(device: str) -> sd.SuperResolutionNet:
+        if device not in cache:
+            cache[device] = copy.deepcopy(model).to(device)
+        return cache[device]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def onnx_path(model: sd.SuperResolutionNet, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """onnx_path(exporter): the model exported once with that exporter, at x3 and EXPORT_SHAPE."""
+    cache: dict[str, Path] = {}
+
+    def get(exporter: str) -> Path:
+        if exporter not in cache:
+            path = tmp_path_factory.mktemp(exporter) / "srcnn3.onnx"
+            sd.export_onnx(model, path, sample=torch.rand(EXPORT_SHAPE), exporter=exporter)
+            cache[exporter] = path
+        return cache[exporter]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def session_for(onnx_path: Callable[[str], Path]) -> Callable[[str, str], ort.InferenceSession]:
+    """session_for(exporter, device): one ONNX Runtime session per pair, reused across tests."""
+    cache: dict[tuple[str, str], ort.InferenceSession] = {}
+
+    def get(exporter: str, device: str) -> ort.InferenceSession:
+        if (exporter, device) not in cache:
+            cache[exporter, device] = sd.create_session(onnx_path(exporter), device)
+        return cache[exporter, device]
+
+    return get

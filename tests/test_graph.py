@@ -1,0 +1,74 @@
+"""Both exporters produce the tutorial's graph: inputs (input, factor), one Resize fed by factor, one output."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+
+import srcnn_dynamic as sd
+
+EXPECTED_ATTRIBUTES = {
+    "mode": sd.RESIZE_MODE,
+    "coordinate_transformation_mode": sd.COORDINATE_TRANSFORMATION_MODE,
+    "cubic_coeff_a": sd.CUBIC_COEFF_A,
+    "nearest_mode": sd.NEAREST_MODE,
+}
+
+
+def dims(value_info: onnx.ValueInfoProto) -> list[str | int]:
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+@pytest.fixture(params=sd.EXPORTERS)
+def exported(request, onnx_path) -> tuple[str, onnx.ModelProto]:
+    return request.param, onnx.load(onnx_path(request.param))
+
+
+def test_model_is_valid(exported) -> None:
+    exporter, proto = exported
+    onnx.checker.check_model(proto, full_check=True)
+    opset = {o.domain: o.version for o in proto.opset_import}[""]
+    assert opset == sd.MIN_OPSET[exporter], f"{exporter}: default opset is {opset}, expected {sd.MIN_OPSET[exporter]}"
+
+
+def test_inputs_and_output(exported) -> None:
+    exporter, proto = exported
+    inputs = {i.name: i for i in proto.graph.input}
+    assert list(inputs) == ["input", "factor"], f"{exporter}: graph inputs are {list(inputs)}"
+    image_dims = dims(inputs["input"])
+    assert image_dims[1] == 3, f"{exporter}: input channels {image_dims}"
+    for axis in (0, 2, 3):
+        assert isinstance(image_dims[axis], str), f"{exporter}: input axis {axis} is fixed: {image_dims}"
+    assert dims(inputs["factor"]) == [4], f"{exporter}: factor shape is {dims(inputs['factor'])}, expected [4]"
+    assert inputs["factor"].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    outputs = [o.name for o in proto.graph.output]
+    assert outputs == ["output"], f"{exporter}: graph outputs are {outputs}"
+    out_dims = dims(proto.graph.output[0])
+    assert out_dims[1] == 3 and all(isinstance(d, str) for d in out_dims[2:]), f"{exporter}: output dims {out_dims}"
+
+
+def test_one_resize_fed_by_factor(exported) -> None:
+    exporter, proto = exported
+    ops = [n.op_type for n in proto.graph.node if n.op_type != "Constant"]
+    assert ops == ["Resize", "Conv", "Relu", "Conv", "Relu", "Conv"], f"{exporter}: ops are {ops}"
+    (resize,) = [n for n in proto.graph.node if n.op_type == "Resize"]
+    assert resize.input[0] == "input", f"{exporter}: Resize reads {resize.input[0]!r}"
+    assert resize.input[2] == "factor", f"{exporter}: Resize scales come from {resize.input[2]!r}, not the graph input"
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in resize.attribute}
+    for name, want in EXPECTED_ATTRIBUTES.items():
+        got = attributes.get(name)
+        got = got.decode() if isinstance(got, bytes) else got
+        assert got == pytest.approx(want) if isinstance(want, float) else got == want, (
+            f"{exporter}: Resize {name} = {got!r}, expected {want!r}"
+        )
+    initializer_names = {i.name for i in proto.graph.initializer}
+    assert "factor" not in initializer_names, f"{exporter}: factor must not be baked into the file"
+
+
+def test_checker_rejects_a_constant_scale(exported) -> None:
+    """check_dynamic_graph() fails when the Resize scales no longer come from the factor input."""
+    _, proto = exported
+    (resize,) = [n for n in proto.graph.node if n.op_type == "Resize"]
+    resize.input[2] = "constant_scales"
+    with pytest.raises(sd.SrcnnError, match="Resize whose scales input is 'factor'"):
+        sd.check_dynamic_graph(proto)

@@ -1,0 +1,47 @@
+"""ONNX Runtime equals PyTorch at factors and sizes never seen at export (export: x3, 1x3x64x64)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import srcnn_dynamic as sd
+from conftest import DEVICES
+
+FACTORS = ["3", "4", "2", "2.5", "5x6"]  # 3 was seen at export; the rest were not; 5x6 is the seed's [1, 1, 5, 6]
+SHAPES = [(1, 3, 64, 64), (2, 3, 37, 53)]  # the export shape, and a batch of odd, non-square images
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("factor_text", FACTORS)
+@pytest.mark.parametrize("exporter", sd.EXPORTERS)
+def test_onnxruntime_matches_pytorch(exporter, factor_text, shape, device, model_on, session_for) -> None:
+    factor = sd.Factor.parse(factor_text)
+    image = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+
+    expected = sd.run_torch(model_on(device), image, factor)
+    actual = sd.run_session(session_for(exporter, device), image.numpy(), factor)
+
+    n, _, h, w = shape
+    want = (n, 3, *factor.output_size(h, w))
+    assert expected.shape == want, f"PyTorch gave {expected.shape}, expected floor(H*fh), floor(W*fw) = {want}"
+    assert actual.shape == want, f"ONNX Runtime gave {actual.shape}, expected {want}"
+    diff = float(np.max(np.abs(expected - actual)))
+    assert diff <= sd.PARITY_ATOL, f"x{factor.tag} {shape} on {device}: max |ORT - PyTorch| = {diff:.3e} > {sd.PARITY_ATOL}"
+
+
+def test_output_size_floors_non_integer_products() -> None:
+    # 37 * 2.5 = 92.5 and 53 * 2.5 = 132.5: both runtimes floor, as ONNX Resize and F.interpolate specify
+    assert sd.Factor.parse("2.5").output_size(37, 53) == (92, 132)
+    assert sd.Factor.parse("5x6").output_size(37, 53) == (185, 318)
+
+
+def test_parity_check_can_fail(model, session_for) -> None:
+    """The comparison would catch a wrong model: a re-initialised network differs far beyond the tolerance."""
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    factor = sd.Factor.parse("3")
+    other = sd.SuperResolutionNet().eval()  # different random weights from those exported
+    diff = float(np.max(np.abs(sd.run_torch(other, image, factor) - sd.run_session(session_for("torchscript", "cpu"), image.numpy(), factor))))
+    assert diff > 100 * sd.PARITY_ATOL, f"a different model should not match: max diff {diff:.3e}"
