@@ -133,9 +133,18 @@ class Factor:
         return torch.tensor([1.0, 1.0, self.height, self.width], dtype=torch.float32, device=device)  # (4,)
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """floor(H * fh), floor(W * fw) with the factor rounded to float32, as the model receives it."""
-        fh, fw = (float(np.float32(f)) for f in (self.height, self.width))
-        return math.floor(height * fh), math.floor(width * fw)
+        """(floor(H * fh), floor(W * fw)), computed as the model computes it: see resized_length()."""
+        return resized_length(height, self.height), resized_length(width, self.width)
+
+
+def resized_length(length: int, scale: float) -> int:
+    """floor(length * scale) in float32 arithmetic, exactly as ONNX Runtime's Resize computes output sizes.
+
+    F.interpolate computes the product in float64 instead, and the two disagree by one pixel for some
+    non-integer factors: 10 px x 1.3 is 12.9999995 in float64 (12 px) but rounds to 13.0 in float32 (13 px).
+    The model follows ONNX Runtime, so PyTorch and the exported graph always agree on the output size.
+    """
+    return int(np.floor(np.float32(length) * np.float32(scale)))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -148,9 +157,14 @@ def bicubic_resize(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
     A custom op, so that torch.export keeps it as one opaque node (the factor's values decide the output size,
     which torch.export cannot trace through) and the ONNX exporter can translate it to Resize.
+
+    This is F.interpolate(x, scale_factor=(fh, fw), mode="bicubic", align_corners=False), except that the output
+    size is rounded as ONNX Runtime rounds it (resized_length); the sampling positions still come from the
+    scales, (dst + 0.5) / scale - 0.5, as in both F.interpolate and ONNX Resize with the factor as scales.
     """
     fh, fw = factor.tolist()[2:]
-    return F.interpolate(x, scale_factor=(fh, fw), mode="bicubic", align_corners=False)
+    size = [resized_length(x.shape[2], fh), resized_length(x.shape[3], fw)]
+    return torch.ops.aten.upsample_bicubic2d.default(x, size, False, fh, fw)  # align_corners=False
 
 
 @bicubic_resize.register_fake

@@ -38,6 +38,26 @@ def test_output_size_floors_non_integer_products() -> None:
     assert sd.Factor.parse("5x6").output_size(37, 53) == (185, 318)
 
 
+# Sizes where floor(H * f) in float64 (F.interpolate) and in float32 (ONNX Runtime) differ by one pixel.
+ROUNDING_CASES = [("1.3", 10, 13), ("1.01", 100, 101), ("1.02", 50, 51)]
+
+
+@pytest.mark.parametrize(("factor_text", "size", "expected"), ROUNDING_CASES)
+def test_output_size_follows_onnxruntime_rounding(factor_text, size, expected, model, session_for) -> None:
+    factor = sd.Factor.parse(factor_text)
+    image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(3))
+    scale = float(factor.tensor()[2])  # the float32 value the model receives, e.g. 1.2999999523
+    plain = torch.nn.functional.interpolate(image, scale_factor=scale, mode="bicubic", align_corners=False)
+    assert plain.shape[2] == expected - 1, f"F.interpolate rounds {size} x {scale!r} in float64: {plain.shape}"
+
+    expected_out = sd.run_torch(model, image, factor)
+    actual = sd.run_session(session_for("torchscript", "cpu"), image.numpy(), factor)
+    assert actual.shape[2:] == (expected, expected), f"ONNX Runtime gave {actual.shape}"
+    assert expected_out.shape == actual.shape, f"PyTorch {expected_out.shape} vs ONNX Runtime {actual.shape}"
+    diff = float(np.max(np.abs(expected_out - actual)))
+    assert diff <= sd.PARITY_ATOL, f"x{factor_text} on {size}px: max |ORT - PyTorch| = {diff:.3e}"
+
+
 def test_parity_check_can_fail(model, session_for) -> None:
     """The comparison would catch a wrong model: a re-initialised network differs far beyond the tolerance."""
     image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
