@@ -83,7 +83,8 @@ PARITY_ATOL = 1e-4
 # checked in full float32, so TF32 is switched off in both runtimes.
 CUDA_ALLOW_TF32 = False
 
-SEED = 0  # the random initialisation used until trained weights are given
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "srcnn_dynamic.pth"  # made by train.py
+SEED = 0  # the random initialisation used when no weights file exists
 TIMING_RUNS = 3  # the table reports the median of this many runs (the first one included)
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
@@ -242,6 +243,20 @@ class SuperResolutionNet(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 # Weights
 
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds.
+
+    The block creates the file itself (so it gets the usual permissions); a failure or Ctrl-C removes it.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 CHECKPOINT_PREFIX = "generator."  # mmediting/mmagic SRCNN checkpoints keep the network under `generator`
 
 
@@ -289,13 +304,21 @@ def check_state_dict(state_dict: dict[str, torch.Tensor], model: nn.Module, sour
         raise SrcnnError(f"weights file {source} does not fit SuperResolutionNet: {'; '.join(problems)}")
 
 
+def save_state_dict(state_dict: dict[str, torch.Tensor], path: Path) -> None:
+    """Save weights as a plain state dict (loadable with weights_only=True); the file appears whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(state_dict, tmp)
+
+
 def build_model(weights: Path | None = None) -> SuperResolutionNet:
     """The model in eval mode on the CPU, with weights from `weights` or a seeded random initialisation."""
     if weights is None:
         torch.manual_seed(SEED)
         model = SuperResolutionNet()
         log.warning(
-            "no --weights given: using a random initialisation (seed %d); the output is not super-resolved", SEED
+            "no weights (%s is missing, and no --weights given): using a random initialisation (seed %d); the"
+            " output is not super-resolved", DEFAULT_WEIGHTS.relative_to(DEFAULT_WEIGHTS.parent.parent), SEED
         )
     else:
         model = SuperResolutionNet()
@@ -326,20 +349,6 @@ def to_uint8_bgr(image: np.ndarray) -> np.ndarray:
     """(1, 3, H, W) RGB float in [0, 1] -> (H, W, 3) BGR uint8, clamping and rounding."""
     rgb = np.clip(image[0].transpose(1, 2, 0), 0.0, 1.0)  # (H, W, 3)
     return cv2.cvtColor(np.rint(rgb * 255.0).astype(np.uint8), cv2.COLOR_RGB2BGR)
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; move it into place only if the block succeeds.
-
-    The block creates the file itself (so it gets the usual permissions); a failure or Ctrl-C removes it.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_image(path: Path, image: np.ndarray) -> None:
@@ -646,6 +655,8 @@ def run(
         check_output_size(image.shape[2], image.shape[3], factor)
     check_output_dir(output_dir)
 
+    if weights is None and DEFAULT_WEIGHTS.is_file():
+        weights = DEFAULT_WEIGHTS
     model = build_model(weights)
     output_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = output_dir / f"srcnn{EXPORT_FACTOR:g}.onnx"
@@ -708,7 +719,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--weights", type=Path, metavar="PATH",
-        help="state dict or mmediting/mmagic SRCNN checkpoint (default: seeded random initialisation)",
+        help="state dict or mmediting/mmagic SRCNN checkpoint (default: weights/srcnn_dynamic.pth, made by "
+        "train.py; a seeded random initialisation if that file is missing)",
     )
     parser.add_argument(
         "--output-dir", type=Path, default=Path("outputs"), metavar="DIR",

@@ -34,12 +34,13 @@ def panel(image: np.ndarray, label: str) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, metavar="PATH", help="weights (default: srcnn_dynamic's default)")
+    parser.add_argument("--weights", type=Path, default=sd.DEFAULT_WEIGHTS, metavar="PATH",
+                        help="weights (default: the shipped weights/srcnn_dynamic.pth)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "parity.png", metavar="PATH")
     args = parser.parse_args()
 
     image = sd.read_image(sd.DEFAULT_IMAGE)
-    model = sd.build_model(args.weights) if args.weights else sd.build_model()
+    model = sd.build_model(args.weights)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "srcnn3.onnx"
         sd.export_onnx(model, onnx_path, sample=image)

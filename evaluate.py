@@ -1,0 +1,185 @@
+"""Evaluate the SRCNN against plain bicubic: Y-PSNR and SSIM at several factors, in PyTorch and ONNX Runtime.
+
+    python evaluate.py                          # the validation photos at x2, x2.5, x3, x4 (the README's table)
+    python evaluate.py --images DIR             # any folder of images, e.g. your own test set
+    python evaluate.py --figure docs/face_sr.png
+
+Each high-resolution image is cropped to sides that are multiples of the factor and degraded by antialiased
+bicubic downsampling to 8 bits (srdata.make_pair). Bicubic is the model's own first stage (the Resize alone);
+SRCNN is the whole model, run in PyTorch and through the exported ONNX model with ONNX Runtime, which must
+agree within ORT_PSNR_TOLERANCE. PSNR and SSIM are measured on BT.601 luma with ceil(factor) border pixels
+cropped, the convention of the super-resolution literature.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+import srcnn_dynamic as sd
+import srdata
+
+log = logging.getLogger("evaluate")
+
+ORT_PSNR_TOLERANCE = 0.01  # dB: ONNX Runtime must reproduce PyTorch's PSNR to this (outputs differ by ~1e-6)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+# The README figure: a crop of the face (eyes and mouth), shown at FIGURE_ZOOM with nearest-neighbour pixels
+FIGURE_CROP = (slice(56, 184), slice(56, 200))  # rows, columns of face.png
+FIGURE_ZOOM = 2
+FIGURE_FACTORS = ("3", "4")
+
+
+@dataclass(frozen=True)
+class Row:
+    image: str
+    factor: sd.Factor
+    bicubic: srdata.Scores
+    srcnn: srdata.Scores
+    ort_psnr: float
+
+    @property
+    def gain(self) -> float:
+        return self.srcnn.psnr - self.bicubic.psnr
+
+
+def load_images(folder: Path | None) -> list[tuple[str, torch.Tensor]]:
+    """(name, (1, 3, H, W) RGB in [0, 1]) for the validation photos, or for every image in `folder`."""
+    if folder is None:
+        return [(name, srdata.to_tensor(srdata.load_photo(name))) for name in srdata.VALIDATION_PHOTOS]
+    if not folder.is_dir():
+        raise sd.SrcnnError(f"--images {folder}: not a folder")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise sd.SrcnnError(f"--images {folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return [(p.name, sd.read_image(p)) for p in paths]
+
+
+def bicubic(lr: torch.Tensor, factor: sd.Factor) -> torch.Tensor:
+    """The baseline: exactly the model's first stage, the Resize the ONNX graph starts with."""
+    return sd.bicubic_resize(lr, factor.tensor())
+
+
+def evaluate(
+    model: sd.SuperResolutionNet, session, images: Sequence[tuple[str, torch.Tensor]], factors: Sequence[sd.Factor]
+) -> list[Row]:
+    rows = []
+    for factor in factors:
+        fhw = (factor.height, factor.width)
+        for name, image in images:
+            lr, hr = srdata.make_pair(image, fhw)
+            with torch.inference_mode():
+                sr = model(lr, factor.tensor())
+            sr_ort = torch.from_numpy(sd.run_session(session, lr.numpy(), factor))
+            rows.append(
+                Row(name, factor, srdata.score(hr, bicubic(lr, factor), fhw), srdata.score(hr, sr, fhw),
+                    srdata.psnr_y(hr, sr_ort, fhw))
+            )
+    return rows
+
+
+def format_table(rows: Sequence[Row], per_image: bool) -> str:
+    header = ("factor", "images", "bicubic PSNR", "SSIM", "SRCNN PSNR", "SSIM", "gain", "ONNX Runtime PSNR")
+    lines = [header]
+    factors = list(dict.fromkeys(r.factor for r in rows))
+    for factor in factors:
+        group = [r for r in rows if r.factor == factor]
+        for label, members in ([(r.image, [r]) for r in group] if per_image else []) + [("mean", group)]:
+            mean = lambda values: float(np.mean(list(values)))  # noqa: E731
+            lines.append((
+                f"x{factor.tag}",
+                label if label != "mean" else f"mean of {len(members)}" if per_image else str(len(members)),
+                f"{mean(r.bicubic.psnr for r in members):.2f} dB",
+                f"{mean(r.bicubic.ssim for r in members):.4f}",
+                f"{mean(r.srcnn.psnr for r in members):.2f} dB",
+                f"{mean(r.srcnn.ssim for r in members):.4f}",
+                f"{mean(r.gain for r in members):+.2f} dB",
+                f"{mean(r.ort_psnr for r in members):.2f} dB",
+            ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))) for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(text)
+
+
+def _label(tile: np.ndarray, text: str) -> np.ndarray:
+    cv2.rectangle(tile, (0, 0), (tile.shape[1], 20), (0, 0, 0), thickness=-1)
+    cv2.putText(tile, text, (5, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
+
+
+def face_figure(model: sd.SuperResolutionNet, path: Path) -> None:
+    """Rows x3 and x4 of the face crop: low-res input, bicubic, SRCNN, original, each with its Y-PSNR."""
+    face = sd.read_image(sd.DEFAULT_IMAGE)
+    rows = []
+    for text in FIGURE_FACTORS:
+        factor = sd.Factor.parse(text)
+        fhw = (factor.height, factor.width)
+        lr, hr = srdata.make_pair(face, fhw)
+        with torch.inference_mode():
+            sr = model(lr, factor.tensor())
+        up = bicubic(lr, factor)
+        nearest = torch.nn.functional.interpolate(lr, size=hr.shape[2:], mode="nearest")
+        panels = [(nearest, f"input {lr.shape[3]}x{lr.shape[2]} (x{text})"),
+                  (up, f"bicubic {srdata.psnr_y(hr, up, fhw):.2f} dB"),
+                  (sr, f"SRCNN {srdata.psnr_y(hr, sr, fhw):.2f} dB"),
+                  (hr, "original")]
+        tiles = []
+        for image, label in panels:
+            crop = sd.to_uint8_bgr(image.numpy())[FIGURE_CROP]
+            crop = cv2.resize(crop, None, fx=FIGURE_ZOOM, fy=FIGURE_ZOOM, interpolation=cv2.INTER_NEAREST)
+            tiles.append(_label(crop, label))
+        rows.append(np.concatenate(tiles, axis=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, encoded = cv2.imencode(".png", np.concatenate(rows, axis=0))
+    assert ok, "PNG encoding of a uint8 image cannot fail"
+    with sd.atomic_path(path) as tmp:
+        tmp.write_bytes(encoded.tobytes())
+    log.info("wrote %s", path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=Path, metavar="DIR", help="folder of high-resolution images (default: the validation photos)")
+    parser.add_argument("--factor", type=sd.Factor.parse, action="append", metavar="F",
+                        help=f"repeatable (default: {', '.join(srdata.EVAL_FACTORS)})")
+    parser.add_argument("--weights", type=Path, default=sd.DEFAULT_WEIGHTS, metavar="PATH", help="(default: the shipped weights)")
+    parser.add_argument("--per-image", action="store_true", help="a row per image as well as the means")
+    parser.add_argument("--figure", type=Path, metavar="PATH", help="also draw the face figure (x3, x4) to PATH")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    try:
+        factors = args.factor or [sd.Factor.parse(f) for f in srdata.EVAL_FACTORS]
+        images = load_images(args.images)
+        model = sd.build_model(args.weights)
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx_path = Path(tmp) / "srcnn3.onnx"
+            sd.export_onnx(model, onnx_path, sample=images[0][1][:, :, :64, :64])
+            session = sd.create_session(onnx_path)
+            rows = evaluate(model, session, images, factors)
+        if args.figure:
+            face_figure(model, args.figure)
+    except sd.SrcnnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return sd.EXIT_USAGE
+    print(format_table(rows, args.per_image))
+    worst = max(rows, key=lambda r: abs(r.ort_psnr - r.srcnn.psnr))
+    if abs(worst.ort_psnr - worst.srcnn.psnr) > ORT_PSNR_TOLERANCE:
+        log.error("ONNX Runtime PSNR %.3f dB differs from PyTorch %.3f dB on %s at x%s", worst.ort_psnr,
+                  worst.srcnn.psnr, worst.image, worst.factor.tag)
+        return sd.EXIT_MISMATCH
+    return sd.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

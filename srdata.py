@@ -1,0 +1,116 @@
+"""Data and metrics for training and evaluating the SRCNN: bundled photos, degradation, Y-channel PSNR and SSIM.
+
+The photos ship inside the scikit-image wheel (nothing is downloaded). `astronaut`, the source of face.png, is
+held out with two more photos as the validation set. Low-resolution inputs are made the way the SR literature
+makes them: antialiased bicubic downsampling of a high-resolution image whose sides are multiples of the
+factor, saved as 8-bit. Quality is measured on the luma (Y) channel of ITU-R BT.601 with a border of
+ceil(factor) pixels cropped, in PSNR (dB) and SSIM.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage import data as skdata
+from skimage.metrics import structural_similarity
+
+# Natural photos bundled in scikit-image 0.26 (synthetic images, binary masks and thumbnails left out).
+VALIDATION_PHOTOS = ("astronaut", "coffee", "camera")  # astronaut: the held-out face; a colour and a grey photo
+TRAINING_PHOTOS = (
+    "brick", "cell", "chelsea", "clock", "coins", "grass", "gravel", "hubble_deep_field",
+    "immunohistochemistry", "moon", "page", "retina", "rocket", "stereo_motorcycle", "text",
+)  # fmt: skip
+assert not set(VALIDATION_PHOTOS) & set(TRAINING_PHOTOS), "validation photos must not be trained on"
+
+EVAL_FACTORS = ("2", "2.5", "3", "4")  # the factors of the evaluation table
+PIXEL_LEVELS = 255.0  # images are 8-bit: inputs are quantised, and PSNR's peak is 255 on the 0-255 Y scale
+# ITU-R BT.601 luma from RGB in [0, 1], on the 16-235 scale used by the SR literature's PSNR(Y) (Matlab rgb2ycbcr)
+BT601_Y_WEIGHTS = (65.481, 128.553, 24.966)
+BT601_Y_OFFSET = 16.0
+
+
+def load_photo(name: str) -> np.ndarray:
+    """A bundled photo as an (H, W, 3) RGB uint8 array; grey photos become three equal channels."""
+    image = getattr(skdata, name)()
+    if isinstance(image, tuple):  # stereo_motorcycle returns (left, right, disparity): use the left view
+        image = image[0]
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    assert image.dtype == np.uint8 and image.shape[2] == 3, f"{name}: {image.dtype} {image.shape}"
+    return image
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1]."""
+    return torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float() / PIXEL_LEVELS
+
+
+def quantise(image: torch.Tensor) -> torch.Tensor:
+    """Round to the nearest 8-bit level, as saving and reading an 8-bit image does."""
+    return torch.round(image.clamp(0.0, 1.0) * PIXEL_LEVELS) / PIXEL_LEVELS
+
+
+def lr_side(hr_side: int, factor: float) -> int:
+    """The largest low-resolution side k <= hr_side / factor such that k * factor is a whole number of pixels."""
+    for k in range(math.floor(hr_side / factor + 1e-9), 0, -1):
+        if abs(k * factor - round(k * factor)) < 1e-6:
+            return k
+    raise ValueError(f"no low-resolution size fits {hr_side} pixels at x{factor}")
+
+
+def make_pair(hr: torch.Tensor, factor: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crop hr (N, 3, H, W) to sides that are multiples of the factor and degrade it; return (lr, hr_crop).
+
+    The low-resolution image is the antialiased bicubic downsampling of the crop, quantised to 8 bits. The size is
+    given explicitly (k pixels), which is F.interpolate(scale_factor=1/s) without its floating-point rounding.
+    """
+    kh, kw = lr_side(hr.shape[2], factor[0]), lr_side(hr.shape[3], factor[1])
+    hr = hr[:, :, : round(kh * factor[0]), : round(kw * factor[1])]
+    lr = F.interpolate(hr, size=(kh, kw), mode="bicubic", align_corners=False, antialias=True)
+    return quantise(lr), hr
+
+
+def y_channel(image: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) RGB in [0, 1] -> (H, W) float64 luma on the 16-235 scale, from the 8-bit image."""
+    rgb = quantise(image)[0].double().numpy()  # what would be saved: 8-bit levels
+    y = sum(w * rgb[c] for c, w in enumerate(BT601_Y_WEIGHTS)) + BT601_Y_OFFSET
+    return y
+
+
+def crop_border(y: np.ndarray, factor: tuple[float, float]) -> np.ndarray:
+    bh, bw = math.ceil(factor[0]), math.ceil(factor[1])
+    return y[bh:-bh, bw:-bw]
+
+
+def psnr_y(reference: torch.Tensor, test: torch.Tensor, factor: tuple[float, float]) -> float:
+    """PSNR in dB of the Y channel, ceil(factor) border pixels cropped."""
+    ref, out = crop_border(y_channel(reference), factor), crop_border(y_channel(test), factor)
+    mse = float(np.mean((ref - out) ** 2))
+    return math.inf if mse == 0.0 else 10.0 * math.log10(PIXEL_LEVELS**2 / mse)
+
+
+def ssim_y(reference: torch.Tensor, test: torch.Tensor, factor: tuple[float, float]) -> float:
+    """SSIM of the Y channel with Wang et al.'s settings (Gaussian window, sigma 1.5), border cropped."""
+    ref, out = crop_border(y_channel(reference), factor), crop_border(y_channel(test), factor)
+    return float(
+        structural_similarity(ref, out, data_range=PIXEL_LEVELS, gaussian_weights=True, sigma=1.5,
+                              use_sample_covariance=False)
+    )
+
+
+@dataclass(frozen=True)
+class Scores:
+    psnr: float
+    ssim: float
+
+
+def score(reference: torch.Tensor, test: torch.Tensor, factor: tuple[float, float]) -> Scores:
+    return Scores(psnr_y(reference, test, factor), ssim_y(reference, test, factor))
+
+
+Upscaler = Callable[[torch.Tensor, tuple[float, float]], torch.Tensor]  # (lr, factor) -> sr, both (1, 3, H, W)
