@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from skimage import data as skdata
 from skimage.metrics import structural_similarity
 
+from srcnn_dynamic import resized_length
+
 # Natural photos bundled in scikit-image 0.26 (synthetic images, binary masks and thumbnails left out).
 VALIDATION_PHOTOS = ("astronaut", "coffee", "camera")  # astronaut: the held-out face; a colour and a grey photo
 TRAINING_PHOTOS = (
@@ -56,9 +58,11 @@ def quantise(image: torch.Tensor) -> torch.Tensor:
 
 
 def lr_side(hr_side: int, factor: float) -> int:
-    """The largest low-resolution side k <= hr_side / factor such that k * factor is a whole number of pixels."""
+    """The largest low-resolution side k <= hr_side / factor such that k * factor is a whole number of pixels,
+    and the model's output side (float32 rounding, srcnn_dynamic.resized_length) is exactly that number."""
     for k in range(math.floor(hr_side / factor + 1e-9), 0, -1):
-        if abs(k * factor - round(k * factor)) < 1e-6:
+        whole = round(k * factor)
+        if abs(k * factor - whole) < 1e-6 and resized_length(k, factor) == whole:
             return k
     raise ValueError(f"no low-resolution size fits {hr_side} pixels at x{factor}")
 

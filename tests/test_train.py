@@ -24,7 +24,7 @@ def test_identity_init_outputs_the_bicubic_input() -> None:
         assert diff < 1e-6, f"x{text}: identity start differs from bicubic by {diff:.2e}"
 
 
-@pytest.mark.parametrize(("factor", "hr", "lr"), [(2.0, 101, 50), (2.5, 101, 40), (3.0, 100, 33), (2.25, 64, 28)])
+@pytest.mark.parametrize(("factor", "hr", "lr"), [(2.0, 101, 50), (2.5, 101, 40), (3.0, 100, 33), (2.25, 64, 28), (2.1, 512, 160)])
 def test_make_pair_crops_to_a_whole_multiple(factor, hr, lr) -> None:
     image = torch.rand(1, 3, hr, hr)
     low, high = srdata.make_pair(image, (factor, factor))

@@ -1,0 +1,70 @@
+"""The shipped weights really super-resolve, and evaluate.py reports the same numbers through ONNX Runtime."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import evaluate
+import srcnn_dynamic as sd
+import srdata
+
+SWEEP = [f"{2 + q / 4:g}" for q in range(9)] + ["2.1", "3.3"]  # [2, 4] in quarter steps, and two off the grid
+
+# Mean Y-PSNR gains over bicubic on the validation photos that the shipped weights must keep (dB). They are the
+# measured gains (python evaluate.py: x2 +0.61, x3 +0.73, x4 +0.44) less 0.05 dB, so retrained or edited weights
+# that lose quality fail here. They are below the project's targets (+0.5 at x2, +0.8 at x3 and x4), which the
+# shipped weights reach at x2 only: the README's Training section says where the gains stopped.
+GAIN_FLOORS = {"2": 0.56, "3": 0.68, "4": 0.39}
+
+
+@pytest.fixture(scope="module")
+def trained() -> sd.SuperResolutionNet:
+    if not sd.DEFAULT_WEIGHTS.is_file():
+        pytest.fail(f"{sd.DEFAULT_WEIGHTS} is missing: the project ships trained weights (python train.py)")
+    return sd.build_model(sd.DEFAULT_WEIGHTS)
+
+
+def test_never_worse_than_bicubic_from_x2_to_x4(trained) -> None:
+    images = evaluate.load_images(None)
+    factors = [sd.Factor.parse(f) for f in SWEEP]
+    gains = {}
+    for factor in factors:
+        fhw = (factor.height, factor.width)
+        values = []
+        for _, image in images:
+            lr, hr = srdata.make_pair(image, fhw)
+            with torch.inference_mode():
+                sr = trained(lr, factor.tensor())
+            values.append(srdata.psnr_y(hr, sr, fhw) - srdata.psnr_y(hr, evaluate.bicubic(lr, factor), fhw))
+        gains[factor.tag] = float(np.mean(values))
+    summary = ", ".join(f"x{k}: {v:+.2f} dB" for k, v in gains.items())
+    assert min(gains.values()) > 0, f"SRCNN must beat bicubic at every factor in [2, 4]: {summary}"
+    for tag, floor in GAIN_FLOORS.items():
+        assert gains[tag] >= floor, f"x{tag} gain fell below the shipped {floor:+.2f} dB: {summary}"
+
+
+def test_evaluate_cli_on_a_folder(tmp_path, capsys) -> None:
+    face = cv2.imread(str(sd.DEFAULT_IMAGE))
+    cv2.imwrite(str(tmp_path / "a.png"), face[:120, :100])
+    cv2.imwrite(str(tmp_path / "b.jpg"), face[100:, 50:])
+    (tmp_path / "notes.txt").write_text("ignored: not an image suffix")
+    assert evaluate.main(["--images", str(tmp_path), "--factor", "3", "--factor", "2.5", "--per-image"]) == 0
+    table = capsys.readouterr().out
+    for needle in ("a.png", "b.jpg", "x3", "x2.5", "mean of 2"):
+        assert needle in table, f"{needle!r} missing from:\n{table}"
+
+
+def test_onnxruntime_reproduces_the_psnr(trained, tmp_path) -> None:
+    images = [(n, i[:, :, :96, :96]) for n, i in evaluate.load_images(None)]
+    sd.export_onnx(trained, tmp_path / "m.onnx", sample=images[0][1])
+    rows = evaluate.evaluate(trained, sd.create_session(tmp_path / "m.onnx"), images, [sd.Factor.parse("3")])
+    for row in rows:
+        assert abs(row.ort_psnr - row.srcnn.psnr) <= evaluate.ORT_PSNR_TOLERANCE, f"{row}"
+
+
+def test_evaluate_rejects_a_folder_without_images(tmp_path, capsys) -> None:
+    assert evaluate.main(["--images", str(tmp_path)]) == sd.EXIT_USAGE
+    assert "no images" in capsys.readouterr().err
