@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import torch
 
 import srcnn_dynamic as sd
@@ -70,8 +71,12 @@ def bicubic(lr: torch.Tensor, factor: sd.Factor) -> torch.Tensor:
 
 
 def evaluate(
-    model: sd.SuperResolutionNet, session, images: Sequence[tuple[str, torch.Tensor]], factors: Sequence[sd.Factor]
+    model: sd.SuperResolutionNet,
+    session: ort.InferenceSession,
+    images: Sequence[tuple[str, torch.Tensor]],
+    factors: Sequence[sd.Factor],
 ) -> list[Row]:
+    """Bicubic, SRCNN in PyTorch and SRCNN in ONNX Runtime on every image at every factor."""
     rows = []
     for factor in factors:
         fhw = (factor.height, factor.width)
@@ -88,27 +93,25 @@ def evaluate(
 
 
 def format_table(rows: Sequence[Row], per_image: bool) -> str:
+    """Mean scores per factor; with per_image, a row per image before each mean."""
     header = ("factor", "images", "bicubic PSNR", "SSIM", "SRCNN PSNR", "SSIM", "gain", "ONNX Runtime PSNR")
-    lines = [header]
-    factors = list(dict.fromkeys(r.factor for r in rows))
-    for factor in factors:
+    table = []
+    for factor in dict.fromkeys(r.factor for r in rows):
         group = [r for r in rows if r.factor == factor]
-        for label, members in ([(r.image, [r]) for r in group] if per_image else []) + [("mean", group)]:
-            mean = lambda values: float(np.mean(list(values)))  # noqa: E731
-            lines.append((
+        labelled = [(r.image, [r]) for r in group] if per_image else []
+        labelled.append((f"mean of {len(group)}" if per_image else str(len(group)), group))
+        for label, members in labelled:
+            table.append((
                 f"x{factor.tag}",
-                label if label != "mean" else f"mean of {len(members)}" if per_image else str(len(members)),
-                f"{mean(r.bicubic.psnr for r in members):.2f} dB",
-                f"{mean(r.bicubic.ssim for r in members):.4f}",
-                f"{mean(r.srcnn.psnr for r in members):.2f} dB",
-                f"{mean(r.srcnn.ssim for r in members):.4f}",
-                f"{mean(r.gain for r in members):+.2f} dB",
-                f"{mean(r.ort_psnr for r in members):.2f} dB",
+                label,
+                f"{np.mean([r.bicubic.psnr for r in members]):.2f} dB",
+                f"{np.mean([r.bicubic.ssim for r in members]):.4f}",
+                f"{np.mean([r.srcnn.psnr for r in members]):.2f} dB",
+                f"{np.mean([r.srcnn.ssim for r in members]):.4f}",
+                f"{np.mean([r.gain for r in members]):+.2f} dB",
+                f"{np.mean([r.ort_psnr for r in members]):.2f} dB",
             ))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))) for line in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(text)
+    return sd.render_table(header, table, left=2)
 
 
 def _label(tile: np.ndarray, text: str) -> np.ndarray:
@@ -150,7 +153,7 @@ def face_figure(model: sd.SuperResolutionNet, path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, metavar="DIR", help="folder of high-resolution images (default: the validation photos)")
-    parser.add_argument("--factor", type=sd.Factor.parse, action="append", metavar="F",
+    parser.add_argument("--factor", type=sd.factor_arg, action="append", metavar="F",
                         help=f"repeatable (default: {', '.join(srdata.EVAL_FACTORS)})")
     parser.add_argument("--weights", type=Path, default=sd.DEFAULT_WEIGHTS, metavar="PATH", help="(default: the shipped weights)")
     parser.add_argument("--per-image", action="store_true", help="a row per image as well as the means")

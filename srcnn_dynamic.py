@@ -591,26 +591,31 @@ def compare(torch_out: np.ndarray, ort_out: np.ndarray, factor: Factor, torch_ms
     )
 
 
+def render_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """A plain-text table: the first `left` columns left-aligned, the rest right-aligned, a rule under the header."""
+    lines = [list(header), *map(list, rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+
+    def render(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([render(lines[0]), render(["-" * w for w in widths]), *map(render, lines[1:])])
+
+
 def format_table(rows: Sequence[Comparison]) -> str:
     header = ("factor", "output (HxW)", "max |ORT-PyTorch|", "PSNR ORT vs PyTorch", "PyTorch ms", "ORT ms", "")
-    lines = [header]
-    for r in rows:
-        lines.append(
-            (
-                f"x{r.factor.tag}",
-                f"{r.output_size[0]}x{r.output_size[1]}",
-                f"{r.max_abs_diff:.2e}",
-                "inf dB" if math.isinf(r.psnr_db) else f"{r.psnr_db:.1f} dB",
-                f"{r.torch_ms:.1f}",
-                f"{r.ort_ms:.1f}",
-                "ok" if r.ok else f"FAIL (> {PARITY_ATOL:g})",
-            )
+    return render_table(header, [
+        (
+            f"x{r.factor.tag}",
+            f"{r.output_size[0]}x{r.output_size[1]}",
+            f"{r.max_abs_diff:.2e}",
+            "inf dB" if math.isinf(r.psnr_db) else f"{r.psnr_db:.1f} dB",
+            f"{r.torch_ms:.1f}",
+            f"{r.ort_ms:.1f}",
+            "ok" if r.ok else f"FAIL (> {PARITY_ATOL:g})",
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))).rstrip()
-            for line in lines]
-    text.insert(1, "  ".join("-" * w for w in widths).rstrip())
-    return "\n".join(text)
+        for r in rows
+    ])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -682,7 +687,8 @@ class _OneLineErrorParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")  # one line, like every other error here
 
 
-def _factor_arg(text: str) -> Factor:
+def factor_arg(text: str) -> Factor:
+    """argparse type for --factor: a Factor, or argparse's own one-line error."""
     try:
         return Factor.parse(text)
     except SrcnnError as exc:
@@ -701,7 +707,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="image to upscale (default: face.png beside this script)",
     )
     parser.add_argument(
-        "--factor", type=_factor_arg, action="append", metavar="F",
+        "--factor", type=factor_arg, action="append", metavar="F",
         help=f"upscale factor, repeatable: a number (3, 2.5) or HEIGHTxWIDTH (5x6), each >= {MIN_FACTOR:g} "
         f"(default: {' and '.join(DEFAULT_FACTORS)})",
     )

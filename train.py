@@ -184,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1:
         parser.error("--steps and --batch-size must be positive")
+    try:
+        sd.check_output_dir(args.out.parent)  # fail now, not after the first validation
+    except sd.SrcnnError as exc:
+        print(f"error: --out {args.out}: {exc}", file=sys.stderr)
+        return sd.EXIT_USAGE
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     log.info("training on %d photos, validating on %s; torch threads: %d", len(srdata.TRAINING_PHOTOS),
              ", ".join(srdata.VALIDATION_PHOTOS), torch.get_num_threads())
