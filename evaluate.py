@@ -143,10 +143,7 @@ def face_figure(model: sd.SuperResolutionNet, path: Path) -> None:
             tiles.append(_label(crop, label))
         rows.append(np.concatenate(tiles, axis=1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok, encoded = cv2.imencode(".png", np.concatenate(rows, axis=0))
-    assert ok, "PNG encoding of a uint8 image cannot fail"
-    with sd.atomic_path(path) as tmp:
-        tmp.write_bytes(encoded.tobytes())
+    sd.write_bgr(path, np.concatenate(rows, axis=0))
     log.info("wrote %s", path)
 
 

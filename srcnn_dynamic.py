@@ -354,7 +354,12 @@ def to_uint8_bgr(image: np.ndarray) -> np.ndarray:
 
 def write_image(path: Path, image: np.ndarray) -> None:
     """Write a (1, 3, H, W) RGB float image in [0, 1]; the file appears whole or not at all."""
-    ok, encoded = cv2.imencode(path.suffix or ".png", to_uint8_bgr(image))
+    write_bgr(path, to_uint8_bgr(image))
+
+
+def write_bgr(path: Path, bgr: np.ndarray) -> None:
+    """Write an (H, W, 3) BGR uint8 array in the format of the file's suffix, atomically."""
+    ok, encoded = cv2.imencode(path.suffix or ".png", bgr)
     if not ok:
         raise SrcnnError(f"OpenCV cannot encode an image as {path.suffix!r} for {path}")
     with atomic_path(path) as tmp:

@@ -52,6 +52,7 @@ def identity_init(model: sd.SuperResolutionNet, offset: float = PASS_THROUGH_OFF
     conv3's weights from the other 29 channels start at zero, so they add nothing until training moves them.
     """
     with torch.no_grad():
+        model.conv3.weight.zero_()  # all of conv3, so the 29 other channels add nothing at first
         for conv in (model.conv1, model.conv2, model.conv3):
             centre_h, centre_w = conv.kernel_size[0] // 2, conv.kernel_size[1] // 2
             for c in range(3):
@@ -59,9 +60,6 @@ def identity_init(model: sd.SuperResolutionNet, offset: float = PASS_THROUGH_OFF
                 conv.weight[c, c, centre_h, centre_w] = 1.0
         model.conv1.bias[:3] = offset
         model.conv2.bias[:3] = 0.0
-        model.conv3.weight.zero_()
-        for c in range(3):
-            model.conv3.weight[c, c, model.conv3.kernel_size[0] // 2, model.conv3.kernel_size[1] // 2] = 1.0
         model.conv3.bias[:] = -offset
 
 

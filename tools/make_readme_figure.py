@@ -57,7 +57,7 @@ def main() -> None:
         panel(diff, f"|ORT-PyTorch| x3, x{DIFF_GAIN:.0e}"),
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), np.concatenate(panels, axis=1))
+    sd.write_bgr(args.out, np.concatenate(panels, axis=1))
     print(f"wrote {args.out} (max |ORT-PyTorch| at x3: {np.abs(ort3 - torch3).max():.2e})")
 
 
