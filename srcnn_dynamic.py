@@ -45,6 +45,7 @@ import onnxruntime as ort
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm import tqdm
 
 log = logging.getLogger("srcnn_dynamic")
 
@@ -73,7 +74,8 @@ EXPORT_FACTOR = 3.0  # the model is traced once at x3 (the tutorial's srcnn3.onn
 DEFAULT_IMAGE = Path(__file__).resolve().parent / "face.png"  # 256x256, cut from scikit-image's astronaut
 DEFAULT_FACTORS = ("3", "4")  # x3 was seen at export, x4 was not: the point of the tutorial
 MIN_FACTOR = 1.0  # a super-resolution model upsamples; factors below 1 would shrink the image
-MAX_OUTPUT_PIXELS = 4096 * 4096  # conv1 holds 64 float32 channels at output size: 4 GiB at this limit
+MAX_OUTPUT_PIXELS = 4096 * 4096  # untiled (--tile 0), conv1 holds 64 float32 channels at output size: 4 GiB here
+MAX_TILED_OUTPUT_PIXELS = 8192 * 8192  # tiled, memory goes to 3-channel float images: 805 MB each at this limit
 
 # ONNX Runtime vs PyTorch, float32 on the [0, 1] scale. Both compute the same bicubic weights and convolutions
 # but sum in different orders (different kernels, blocking and threads); measured on CPU: <= 2e-6 with random
@@ -235,10 +237,21 @@ class SuperResolutionNet(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-        x = NewInterpolate.apply(x, factor)  # (N, 3, H', W') with H' = floor(H * fh), W' = floor(W * fw)
+        return self.refine(self.upsample(x, factor))
+
+    def upsample(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        return NewInterpolate.apply(x, factor)  # (N, 3, H', W') with H' = floor(H * fh), W' = floor(W * fw)
+
+    def refine(self, x: torch.Tensor) -> torch.Tensor:
+        """The three convolutions, at the upsampled size; tiles of it give the same pixels (see tile_boxes)."""
         x = self.relu(self.conv1(x))  # (N, 64, H', W')
         x = self.relu(self.conv2(x))  # (N, 32, H', W')
         return self.conv3(x)  # (N, 3, H', W')
+
+    @property
+    def halo(self) -> int:
+        """How far an output pixel of refine() sees: the sum of the kernel radii (4 + 0 + 2 = 6 pixels)."""
+        return sum(conv.kernel_size[0] // 2 for conv in (self.conv1, self.conv2, self.conv3))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -477,6 +490,16 @@ def _export_dynamo(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     onnx.save(proto, path)
 
 
+def load_onnx(path: Path) -> onnx.ModelProto:
+    """Read an ONNX file, or fail in one line saying why."""
+    if not path.is_file():
+        raise SrcnnError(f"ONNX model not found: {path}")
+    try:
+        return onnx.load(path)
+    except Exception as exc:  # protobuf's DecodeError and friends: the file is not an ONNX model
+        raise SrcnnError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+
+
 def check_dynamic_graph(proto: onnx.ModelProto) -> None:
     """Raise SrcnnError unless the graph is the tutorial's: inputs (input, factor), one Resize fed by factor."""
     inputs = [i.name for i in proto.graph.input]
@@ -491,6 +514,135 @@ def check_dynamic_graph(proto: onnx.ModelProto) -> None:
         problems.append(f"expected one Resize whose scales input is {INPUT_NAMES[1]!r}")
     if problems:
         raise SrcnnError(f"the exported graph is not dynamic in the factor: {'; '.join(problems)}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A deployment rewrite for ONNX Runtime: the cubic Resize as two matrix products
+
+# ONNX Runtime's cubic Resize is a scalar loop: measured at 256x256 x3 on a 2-core CPU it took 116 ms, as long as
+# conv1, while PyTorch's bicubic takes 9 ms. Bicubic interpolation is separable and linear, so it is also
+# output = Mh @ image @ Mw^T with Mh (H', H) and Mw (W', W) holding each output row's (column's) four cubic weights
+# at clamped source indices; MatMul runs at matrix speed. The exported file keeps the tutorial's Resize; this
+# rewrite builds the matrices from `factor` and the input's shape *inside the graph*, so the rewritten model is
+# just as dynamic, and is applied in memory when a session is created (create_session(..., resize="matmul")).
+OrtResize = Literal["matmul", "resize"]
+ORT_RESIZES: tuple[OrtResize, ...] = ("matmul", "resize")  # matmul: the rewrite (default); resize: the graph exactly as exported
+REWRITE_PREFIX = "resize_as_matmul/"
+
+
+class _GraphBuilder:
+    """Appends ONNX nodes with generated names; constants become initializers, each value stored once."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self.nodes, self.initializers = prefix, [], {}
+        self._count = 0
+
+    def const(self, value: float | list[int], dtype: type = np.float32) -> str:
+        array = np.array(value, dtype=dtype)
+        name = f"{self.prefix}const_{array.dtype}_{'_'.join(str(v) for v in array.ravel().tolist())}"
+        self.initializers.setdefault(name, onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, output: str | None = None, **attributes: object) -> str:
+        self._count += 1
+        name = f"{self.prefix}{op_type}_{self._count}"
+        self.nodes.append(onnx.helper.make_node(op_type, list(inputs), [output or name], name=name, **attributes))
+        return output or name
+
+
+def _keys_weight(b: _GraphBuilder, distance: str, near: bool) -> str:
+    """Keys' cubic kernel at `distance` (Horner form): near for |d| <= 1, far for 1 < |d| < 2 (A = CUBIC_COEFF_A)."""
+    a = CUBIC_COEFF_A
+    coefficients = (a + 2, -(a + 3), 0.0, 1.0) if near else (a, -5 * a, 8 * a, -4 * a)  # d^3, d^2, d, 1
+    value = b.const(coefficients[0])
+    for c in coefficients[1:]:
+        value = b.op("Add", b.op("Mul", value, distance), b.const(c))
+    return value
+
+
+def _interpolation_matrix(b: _GraphBuilder, shape: str, factor: str, axis: int) -> str:
+    """(out_length, in_length) float matrix of bicubic weights along `axis` (2: height, 3: width).
+
+    Every step mirrors PyTorch's upsample_bicubic2d: out = floor(in * f) in float32 (as Resize does),
+    src = (dst + 0.5) / f - 0.5, taps at floor(src) - 1 ... floor(src) + 2 clamped to the image, weights
+    Keys(1 + t), Keys(t), Keys(1 - t), Keys(2 - t) with t = src - floor(src). All in float: opset 11's Max, Min
+    and Equal take no integers, and every index here is a small whole number, exact in float32.
+    """
+    one, zero = b.const(1.0), b.const(0.0)
+    in_length = b.op("Cast", b.op("Gather", shape, b.const(axis, np.int64)), to=onnx.TensorProto.FLOAT)  # ()
+    scale = b.op("Gather", factor, b.const(axis, np.int64))  # ()
+    out_length = b.op("Floor", b.op("Mul", in_length, scale))  # ()
+    dst = b.op("Range", zero, out_length, one)  # (out,)
+    src = b.op("Sub", b.op("Mul", b.op("Add", dst, b.const(0.5)), b.op("Div", one, scale)), b.const(0.5))
+    base = b.op("Floor", src)
+    t = b.op("Sub", src, base)  # (out,) in [0, 1)
+    last = b.op("Sub", in_length, one)
+    columns = b.op("Reshape", b.op("Range", zero, in_length, one), b.const([1, -1], np.int64))  # (1, in)
+    distances = [(b.op("Add", t, one), False), (t, True), (b.op("Sub", one, t), True), (b.op("Sub", b.const(2.0), t), False)]
+    matrix = None
+    for tap, (distance, near) in enumerate(distances):
+        weight = b.op("Reshape", _keys_weight(b, distance, near), b.const([-1, 1], np.int64))  # (out, 1)
+        index = b.op("Min", b.op("Max", b.op("Add", base, b.const(tap - 1.0)), zero), last)  # clamp to the image
+        hits = b.op("Equal", b.op("Reshape", index, b.const([-1, 1], np.int64)), columns)  # (out, in) one-hot
+        term = b.op("Mul", b.op("Cast", hits, to=onnx.TensorProto.FLOAT), weight)
+        matrix = term if matrix is None else b.op("Add", matrix, term)  # clamped taps on one pixel add up
+    assert matrix is not None
+    return matrix
+
+
+def resize_as_matmul(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `proto` with its one cubic Resize replaced by Mh @ x @ Mw^T built from the Resize's scales."""
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    graph = model.graph
+    resizes = [(i, n) for i, n in enumerate(graph.node) if n.op_type == "Resize"]
+    if len(resizes) != 1:
+        raise SrcnnError(f"cannot rewrite the resize as matrix products: the graph has {len(resizes)} Resize nodes, not 1")
+    position, resize = resizes[0]
+    _check_resize_attributes(resize)
+    image, factor, output = resize.input[0], resize.input[2], resize.output[0]
+    b = _GraphBuilder(REWRITE_PREFIX)
+    shape = b.op("Shape", image)
+    rows = _interpolation_matrix(b, shape, factor, axis=2)  # (H', H)
+    columns_t = b.op("Transpose", _interpolation_matrix(b, shape, factor, axis=3), perm=[1, 0])  # (W, W')
+    b.op("MatMul", b.op("MatMul", rows, image), columns_t, output=output)  # (N, C, H', W) @ (W, W') -> (N, C, H', W')
+    nodes = [*graph.node[:position], *b.nodes, *graph.node[position + 1 :]]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(b.initializers.values())
+    _drop_unused(graph)  # Resize's roi constant
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _check_resize_attributes(resize: onnx.NodeProto) -> None:
+    """The rewrite computes exactly this project's bicubic; refuse any other Resize rather than change its meaning."""
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in resize.attribute}
+    expected = {
+        "mode": RESIZE_MODE.encode(),
+        "coordinate_transformation_mode": COORDINATE_TRANSFORMATION_MODE.encode(),
+        "cubic_coeff_a": np.float32(CUBIC_COEFF_A),
+        "exclude_outside": 0,  # ONNX defaults, for the attributes an exporter may leave out
+        "antialias": 0,
+    }
+    defaults = {"cubic_coeff_a": np.float32(-0.75), "exclude_outside": 0, "antialias": 0}
+    actual = {name: attributes.get(name, defaults.get(name)) for name in expected}
+    if wrong := {name: value for name, value in actual.items() if value != expected[name]}:
+        raise SrcnnError(f"cannot rewrite this Resize as matrix products: it has {wrong}, not this project's bicubic")
+
+
+def _drop_unused(graph: onnx.GraphProto) -> None:
+    """Remove nodes and initializers whose outputs nothing reads (ONNX Runtime warns about them otherwise)."""
+    while True:
+        used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+        dead = [n for n in graph.node if not any(out in used for out in n.output)]
+        for node in dead:
+            graph.node.remove(node)
+        if not dead:
+            break
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -514,14 +666,32 @@ def check_device(device: Device) -> None:
         raise SrcnnError(f"--device cuda: PyTorch {torch.__version__} sees no CUDA GPU; {GPU_INSTALL_HINT}")
 
 
-def create_session(path: Path, device: Device = "cpu") -> ort.InferenceSession:
-    """An ONNX Runtime session on exactly the requested device: never a silent fallback to the CPU."""
+def create_session(
+    model: Path | onnx.ModelProto,
+    device: Device = "cpu",
+    *,
+    resize: OrtResize = "matmul",
+    threads: int | None = None,
+) -> ort.InferenceSession:
+    """An ONNX Runtime session on exactly the requested device: never a silent fallback to the CPU.
+
+    resize="matmul" applies resize_as_matmul() in memory (the file is not changed); "resize" runs the graph as
+    exported. threads: ONNX Runtime's intra-op threads (default: one per physical core, ONNX Runtime's choice).
+    """
     check_device(device)
     if device == "cuda":
         providers: list = [(CUDA_PROVIDER, {"use_tf32": int(CUDA_ALLOW_TF32)})]
     else:
         providers = [CPU_PROVIDER]
-    session = ort.InferenceSession(str(path), providers=providers)
+    if resize not in ORT_RESIZES:
+        raise SrcnnError(f"resize {resize!r}: expected one of {', '.join(ORT_RESIZES)}")
+    if resize == "matmul":
+        model = resize_as_matmul(model if isinstance(model, onnx.ModelProto) else load_onnx(model))
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    session = ort.InferenceSession(source, options, providers=providers)
     wanted = CUDA_PROVIDER if device == "cuda" else CPU_PROVIDER
     if session.get_providers()[0] != wanted:  # ORT falls back quietly when e.g. CUDA libraries fail to load
         raise SrcnnError(
@@ -534,15 +704,147 @@ def create_session(path: Path, device: Device = "cpu") -> ort.InferenceSession:
 def run_session(session: ort.InferenceSession, image: np.ndarray, factor: Factor) -> np.ndarray:
     """(N, 3, H, W) float32 -> (N, 3, floor(H*fh), floor(W*fw)) through ONNX Runtime."""
     feeds = {INPUT_NAMES[0]: np.ascontiguousarray(image, dtype=np.float32), INPUT_NAMES[1]: factor.tensor().numpy()}
-    return session.run([OUTPUT_NAME], feeds)[0]
+    return session.run(None, feeds)[0]  # the one output: `output`, or the upsampled image of split_at_resize
 
 
-def run_torch(model: SuperResolutionNet, image: torch.Tensor, factor: Factor) -> np.ndarray:
-    """The PyTorch reference on the model's device, in float32 (TF32 off on CUDA, see CUDA_ALLOW_TF32)."""
+def run_torch(model: SuperResolutionNet, image: torch.Tensor, factor: Factor, tile: int | None = None) -> np.ndarray:
+    """The PyTorch reference on the model's device, in float32 (TF32 off on CUDA, see CUDA_ALLOW_TF32).
+
+    With `tile`, the convolutions run on tiles of the upsampled image (tile_boxes): the same pixels, less memory.
+    """
     device = next(model.parameters()).device
     with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=CUDA_ALLOW_TF32):
-        out = model(image.to(device), factor.tensor(device))
+        if tile is None:
+            out = model(image.to(device), factor.tensor(device))  # (N, 3, H', W')
+        else:
+            upsampled = model.upsample(image.to(device), factor.tensor(device))  # (N, 3, H', W'): 3 channels, small
+            out = torch.empty_like(upsampled)
+            for box in _progress(tile_boxes(upsampled.shape[2], upsampled.shape[3], tile, model.halo)):
+                out[..., box.out_rows, box.out_cols] = model.refine(upsampled[..., box.rows, box.cols])[..., box.keep_rows, box.keep_cols]
     return out.cpu().numpy()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tiled inference: bounded memory for large outputs, the same pixels
+
+# Untiled, conv1 holds 64 float32 channels at the output size: 2.1 GB for a 4K UHD (2160x3840) output, plus
+# the other layers' maps. Tiling upsamples the whole image first (3 channels: cheap, and the sampling grid is the
+# untiled one at every factor, so nothing needs aligning) and runs the three convolutions tile by tile, each tile
+# padded by the network's halo of 6 pixels (the kernel radii 4 + 0 + 2) of real neighbours. Every kept pixel then
+# sees exactly the inputs it sees untiled; at the image's edges both see the convolutions' zero padding.
+TILE_ATOL = 1e-5  # tiled vs untiled on [0, 1]: the same arithmetic per pixel, so only the order of sums may differ
+TILE_ABOVE_PIXELS = 1024 * 1024  # outputs larger than this are tiled unless --tile 0 (conv1's map: 256 MiB here)
+DEFAULT_TILE = 512  # output pixels a side: the halo adds (512 + 12)^2 / 512^2 - 1 = 5% work; ~70 MiB for conv1
+
+
+@dataclass(frozen=True)
+class TileBox:
+    """One tile: refine() reads (rows, cols) of the upsampled image and its (keep_rows, keep_cols) are exact."""
+
+    rows: slice  # tile plus halo, clipped to the image
+    cols: slice
+    keep_rows: slice  # the tile inside refine()'s output of (rows, cols)
+    keep_cols: slice
+    out_rows: slice  # where the tile goes in the output
+    out_cols: slice
+
+
+def _spans(length: int, tile: int, halo: int) -> list[tuple[slice, slice, slice]]:
+    spans = []
+    for start in range(0, length, tile):
+        stop = min(start + tile, length)
+        lo, hi = max(start - halo, 0), min(stop + halo, length)
+        spans.append((slice(lo, hi), slice(start - lo, stop - lo), slice(start, stop)))
+    return spans
+
+
+def tile_boxes(height: int, width: int, tile: int, halo: int) -> list[TileBox]:
+    """Tiles of at most tile x tile output pixels covering a height x width image, row by row."""
+    if tile < 1:
+        raise SrcnnError(f"tile size {tile}: must be at least 1 pixel")
+    return [
+        TileBox(rows, cols, keep_rows, keep_cols, out_rows, out_cols)
+        for rows, keep_rows, out_rows in _spans(height, tile, halo)
+        for cols, keep_cols, out_cols in _spans(width, tile, halo)
+    ]
+
+
+def choose_tile(height: int, width: int, factor: Factor, tile: int | None) -> int | None:
+    """The tile size to use for this image and factor: None (untiled) for `tile` 0 or small outputs.
+
+    tile=None means automatic: DEFAULT_TILE when the output has more than TILE_ABOVE_PIXELS pixels.
+    """
+    out_h, out_w = factor.output_size(height, width)
+    if tile is None:
+        return DEFAULT_TILE if out_h * out_w > TILE_ABOVE_PIXELS else None
+    if tile < 0:
+        raise SrcnnError(f"--tile {tile}: must be 0 (never tile) or a positive number of output pixels")
+    return None if tile == 0 or tile >= max(out_h, out_w) else tile
+
+
+def _progress(boxes: list[TileBox]) -> Iterator[TileBox]:
+    """A progress bar over tiles when there are many (tqdm hides it when stderr is not a terminal)."""
+    if len(boxes) < PROGRESS_MIN_TILES:
+        return iter(boxes)
+    return iter(tqdm(boxes, desc="tiles", unit="tile", leave=False, disable=None, file=sys.stderr))
+
+
+PROGRESS_MIN_TILES = 8  # fewer tiles finish in about a second: no bar
+
+
+class OrtRunner:
+    """The exported model in ONNX Runtime: the whole graph in one session, or tiled.
+
+    Tiled runs split the graph at its Resize (split_at_resize) into an upsample session and a refine session,
+    created on first use, and run the refine session tile by tile exactly as run_torch does.
+    """
+
+    def __init__(self, model: Path | onnx.ModelProto, device: Device = "cpu", *, resize: OrtResize = "matmul",
+                 threads: int | None = None) -> None:
+        self.proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
+        self.device, self.resize, self.threads = device, resize, threads
+        self.session = create_session(self.proto, device, resize=resize, threads=threads)
+        self._split: tuple[ort.InferenceSession, ort.InferenceSession] | None = None
+        self.halo = refine_halo(self.proto)
+
+    def __call__(self, image: np.ndarray, factor: Factor, tile: int | None = None) -> np.ndarray:
+        """(N, 3, H, W) float32 -> (N, 3, floor(H*fh), floor(W*fw))."""
+        if tile is None:
+            return run_session(self.session, image, factor)
+        if self._split is None:
+            upsample, refine = split_at_resize(self.proto)
+            self._split = (
+                create_session(upsample, self.device, resize=self.resize, threads=self.threads),
+                create_session(refine, self.device, resize="resize", threads=self.threads),  # no Resize in it
+            )
+        upsample_session, refine_session = self._split
+        upsampled = run_session(upsample_session, image, factor)  # (N, 3, H', W')
+        refine_input = refine_session.get_inputs()[0].name
+        out = np.empty_like(upsampled)
+        for box in _progress(tile_boxes(upsampled.shape[2], upsampled.shape[3], tile, self.halo)):
+            crop = np.ascontiguousarray(upsampled[..., box.rows, box.cols])
+            refined = refine_session.run(None, {refine_input: crop})[0]
+            out[..., box.out_rows, box.out_cols] = refined[..., box.keep_rows, box.keep_cols]
+        return out
+
+
+def split_at_resize(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """(input, factor) -> upsampled, and upsampled -> output: the graph cut at its Resize's output."""
+    check_dynamic_graph(proto)
+    upsampled = next(n for n in proto.graph.node if n.op_type == "Resize").output[0]
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    extractor = onnx.utils.Extractor(inferred)
+    return (
+        extractor.extract_model(list(INPUT_NAMES), [upsampled]),
+        extractor.extract_model([upsampled], [OUTPUT_NAME]),
+    )
+
+
+def refine_halo(proto: onnx.ModelProto) -> int:
+    """The refine part's halo read from the graph: the sum of its Conv kernels' radii (weights are (O, I, kH, kW))."""
+    shapes = {t.name: tuple(t.dims) for t in proto.graph.initializer}
+    kernels = [shapes[n.input[1]] for n in proto.graph.node if n.op_type == "Conv"]
+    return sum(max(kh, kw) // 2 for *_, kh, kw in kernels)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -627,13 +929,17 @@ def format_table(rows: Sequence[Comparison]) -> str:
 # main()
 
 
-def check_output_size(height: int, width: int, factor: Factor) -> None:
+def check_output_size(height: int, width: int, factor: Factor, tile: int | None) -> None:
+    """Refuse outputs that would not fit in memory: a limit for untiled runs, a larger one for tiled runs."""
     out_h, out_w = factor.output_size(height, width)
-    if out_h * out_w > MAX_OUTPUT_PIXELS:
-        raise SrcnnError(
-            f"factor {factor.tag} turns {height}x{width} into {out_h}x{out_w}, over the limit of"
-            f" {MAX_OUTPUT_PIXELS:,} output pixels; use a smaller factor or a smaller image"
-        )
+    tiled = choose_tile(height, width, factor, tile) is not None
+    limit = MAX_TILED_OUTPUT_PIXELS if tiled else MAX_OUTPUT_PIXELS
+    if out_h * out_w <= limit:
+        return
+    message = f"factor {factor.tag} turns {height}x{width} into {out_h}x{out_w}, over the limit of {limit:,} output pixels"
+    if not tiled and out_h * out_w <= MAX_TILED_OUTPUT_PIXELS:
+        raise SrcnnError(f"{message} untiled; use --tile {DEFAULT_TILE}, a smaller factor or a smaller image")
+    raise SrcnnError(f"{message}; use a smaller factor or a smaller image")
 
 
 def check_output_dir(output_dir: Path) -> None:
@@ -656,14 +962,19 @@ def run(
     exporter: Exporter = "torchscript",
     opset: int | None = None,
     weights: Path | None = None,
+    tile: int | None = None,
+    ort_resize: OrtResize = "matmul",
 ) -> list[Comparison]:
-    """The tutorial end to end: PyTorch at each factor, one export at x3, ONNX Runtime at each factor."""
+    """The tutorial end to end: PyTorch at each factor, one export at x3, ONNX Runtime at each factor.
+
+    tile: None tiles large outputs only (choose_tile), 0 never tiles, N tiles of N x N output pixels.
+    """
     # Every check a user can fail comes before any work, so a mistake costs no time and writes nothing.
     check_device(device)
     opset = resolve_opset(exporter, opset)
     image = read_image(image_path)  # (1, 3, H, W)
     for factor in factors:
-        check_output_size(image.shape[2], image.shape[3], factor)
+        check_output_size(image.shape[2], image.shape[3], factor, tile)
     check_output_dir(output_dir)
 
     if weights is None and DEFAULT_WEIGHTS.is_file():
@@ -672,14 +983,18 @@ def run(
     output_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = output_dir / f"srcnn{EXPORT_FACTOR:g}.onnx"
     export_onnx(model, onnx_path, sample=image, exporter=exporter, opset=opset)
-    session = create_session(onnx_path, device)
-    log.info("ONNX Runtime %s on %s", ort.__version__, session.get_providers()[0])
+    runner = OrtRunner(onnx_path, device, resize=ort_resize)
+    log.info("ONNX Runtime %s on %s, resize as %s", ort.__version__, runner.session.get_providers()[0],
+             "matrix products (resize_as_matmul)" if ort_resize == "matmul" else "exported (cubic Resize)")
     model.to(device)
 
     stem, rows = image_path.stem, []
     for factor in factors:
-        torch_out, torch_ms = timed(lambda: run_torch(model, image, factor))
-        ort_out, ort_ms = timed(lambda: run_session(session, image.numpy(), factor))
+        factor_tile = choose_tile(image.shape[2], image.shape[3], factor, tile)
+        if factor_tile is not None:
+            log.info("x%s: tiles of %d px (--tile 0 runs untiled)", factor.tag, factor_tile)
+        torch_out, torch_ms = timed(lambda: run_torch(model, image, factor, factor_tile))
+        ort_out, ort_ms = timed(lambda: runner(image.numpy(), factor, factor_tile))
         write_image(output_dir / f"{stem}_torch_{factor.tag}.png", torch_out)
         write_image(output_dir / f"{stem}_ort_{factor.tag}.png", ort_out)
         rows.append(compare(torch_out, ort_out, factor, torch_ms, ort_ms))
@@ -738,6 +1053,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--output-dir", type=Path, default=Path("outputs"), metavar="DIR",
         help="where the ONNX model and images go (default: %(default)s)",
     )
+    parser.add_argument(
+        "--tile", type=int, metavar="N",
+        help=f"run the convolutions in tiles of NxN output pixels to bound memory; 0: never (default: tiles of"
+        f" {DEFAULT_TILE} for outputs over {TILE_ABOVE_PIXELS:,} pixels; the result is the same either way)",
+    )
+    parser.add_argument(
+        "--ort-resize", choices=ORT_RESIZES, default="matmul",
+        help="how ONNX Runtime computes the bicubic resize: matmul, the graph rewritten to two matrix products"
+        " (faster; the file keeps its Resize); resize, the exported graph as it is (default: %(default)s)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with exporter tracebacks")
     args = parser.parse_args(argv)
     if args.factor is None:
@@ -759,6 +1084,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             exporter=args.exporter,
             opset=args.opset,
             weights=args.weights,
+            tile=args.tile,
+            ort_resize=args.ort_resize,
         )
     except SrcnnError as exc:
         print(f"error: {exc}", file=sys.stderr)

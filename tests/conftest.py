@@ -64,13 +64,26 @@ def onnx_path(model: sd.SuperResolutionNet, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="session")
-def session_for(onnx_path: Callable[[str], Path]) -> Callable[[str, str], ort.InferenceSession]:
-    """session_for(exporter, device): one ONNX Runtime session per pair, reused across tests."""
-    cache: dict[tuple[str, str], ort.InferenceSession] = {}
+def session_for(onnx_path: Callable[[str], Path]) -> Callable[..., ort.InferenceSession]:
+    """session_for(exporter, device, resize="matmul"): one ONNX Runtime session per combination, reused."""
+    cache: dict[tuple[str, str, str], ort.InferenceSession] = {}
 
-    def get(exporter: str, device: str) -> ort.InferenceSession:
-        if (exporter, device) not in cache:
-            cache[exporter, device] = sd.create_session(onnx_path(exporter), device)
-        return cache[exporter, device]
+    def get(exporter: str, device: str, resize: str = "matmul") -> ort.InferenceSession:
+        if (exporter, device, resize) not in cache:
+            cache[exporter, device, resize] = sd.create_session(onnx_path(exporter), device, resize=resize)
+        return cache[exporter, device, resize]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def runner_for(onnx_path: Callable[[str], Path]) -> Callable[..., sd.OrtRunner]:
+    """runner_for(exporter, device, resize="matmul"): one OrtRunner (whole graph and tiled) per combination."""
+    cache: dict[tuple[str, str, str], sd.OrtRunner] = {}
+
+    def get(exporter: str, device: str, resize: str = "matmul") -> sd.OrtRunner:
+        if (exporter, device, resize) not in cache:
+            cache[exporter, device, resize] = sd.OrtRunner(onnx_path(exporter), device, resize=resize)
+        return cache[exporter, device, resize]
 
     return get

@@ -72,3 +72,29 @@ def test_checker_rejects_a_constant_scale(exported) -> None:
     resize.input[2] = "constant_scales"
     with pytest.raises(sd.SrcnnError, match="Resize whose scales input is 'factor'"):
         sd.check_dynamic_graph(proto)
+
+
+def test_matmul_rewrite_replaces_only_the_resize(exported) -> None:
+    """resize_as_matmul: no Resize left, two MatMuls fed by the image, the convolutions and I/O untouched."""
+    exporter, proto = exported
+    fast = sd.resize_as_matmul(proto)
+    ops = [n.op_type for n in fast.graph.node]
+    assert "Resize" not in ops, f"{exporter}: a Resize is left after the rewrite"
+    assert ops.count("MatMul") == 2, f"{exporter}: expected Mh @ x @ Mw^T, got {ops.count('MatMul')} MatMuls"
+    assert [n.op_type for n in fast.graph.node if n.op_type == "Conv"] == ["Conv"] * 3
+    assert [i.name for i in fast.graph.input] == ["input", "factor"], f"{exporter}: inputs changed"
+    assert [o.name for o in fast.graph.output] == ["output"], f"{exporter}: outputs changed"
+    assert any(n.op_type == "Resize" for n in proto.graph.node), "the rewrite must not modify its argument"
+    reads_factor = [n for n in fast.graph.node if "factor" in n.input]
+    assert len(reads_factor) == 2, f"{exporter}: the matrices must be built from the factor input, read by {len(reads_factor)} nodes"
+
+
+def test_matmul_rewrite_refuses_another_resize(exported) -> None:
+    """The rewrite computes this project's bicubic only: a Resize with other attributes is refused, not changed."""
+    _, proto = exported
+    (resize,) = [n for n in proto.graph.node if n.op_type == "Resize"]
+    for attribute in resize.attribute:
+        if attribute.name == "mode":
+            attribute.s = b"linear"
+    with pytest.raises(sd.SrcnnError, match="not this project's bicubic"):
+        sd.resize_as_matmul(proto)

@@ -16,20 +16,23 @@ SHAPES = [(1, 3, 64, 64), (2, 3, 37, 53)]  # the export shape, and a batch of od
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("factor_text", FACTORS)
+@pytest.mark.parametrize("resize", sd.ORT_RESIZES)  # the graph as exported, and rewritten to matrix products
 @pytest.mark.parametrize("exporter", sd.EXPORTERS)
-def test_onnxruntime_matches_pytorch(exporter, factor_text, shape, device, model_on, session_for) -> None:
+def test_onnxruntime_matches_pytorch(exporter, resize, factor_text, shape, device, model_on, session_for) -> None:
     factor = sd.Factor.parse(factor_text)
     image = torch.rand(shape, generator=torch.Generator().manual_seed(1))
 
     expected = sd.run_torch(model_on(device), image, factor)
-    actual = sd.run_session(session_for(exporter, device), image.numpy(), factor)
+    actual = sd.run_session(session_for(exporter, device, resize), image.numpy(), factor)
 
     n, _, h, w = shape
     want = (n, 3, *factor.output_size(h, w))
     assert expected.shape == want, f"PyTorch gave {expected.shape}, expected floor(H*fh), floor(W*fw) = {want}"
     assert actual.shape == want, f"ONNX Runtime gave {actual.shape}, expected {want}"
     diff = float(np.max(np.abs(expected - actual)))
-    assert diff <= sd.PARITY_ATOL, f"x{factor.tag} {shape} on {device}: max |ORT - PyTorch| = {diff:.3e} > {sd.PARITY_ATOL}"
+    assert diff <= sd.PARITY_ATOL, (
+        f"x{factor.tag} {shape} on {device}, ORT resize={resize}: max |ORT - PyTorch| = {diff:.3e} > {sd.PARITY_ATOL}"
+    )
 
 
 def test_output_size_floors_non_integer_products() -> None:
@@ -42,8 +45,9 @@ def test_output_size_floors_non_integer_products() -> None:
 ROUNDING_CASES = [("1.3", 10, 13), ("1.01", 100, 101), ("1.02", 50, 51)]
 
 
+@pytest.mark.parametrize("resize", sd.ORT_RESIZES)
 @pytest.mark.parametrize(("factor_text", "size", "expected"), ROUNDING_CASES)
-def test_output_size_follows_onnxruntime_rounding(factor_text, size, expected, model, session_for) -> None:
+def test_output_size_follows_onnxruntime_rounding(factor_text, size, expected, resize, model, session_for) -> None:
     factor = sd.Factor.parse(factor_text)
     image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(3))
     scale = float(factor.tensor()[2])  # the float32 value the model receives, e.g. 1.2999999523
@@ -51,8 +55,8 @@ def test_output_size_follows_onnxruntime_rounding(factor_text, size, expected, m
     assert plain.shape[2] == expected - 1, f"F.interpolate rounds {size} x {scale!r} in float64: {plain.shape}"
 
     expected_out = sd.run_torch(model, image, factor)
-    actual = sd.run_session(session_for("torchscript", "cpu"), image.numpy(), factor)
-    assert actual.shape[2:] == (expected, expected), f"ONNX Runtime gave {actual.shape}"
+    actual = sd.run_session(session_for("torchscript", "cpu", resize), image.numpy(), factor)
+    assert actual.shape[2:] == (expected, expected), f"ONNX Runtime (resize={resize}) gave {actual.shape}"
     assert expected_out.shape == actual.shape, f"PyTorch {expected_out.shape} vs ONNX Runtime {actual.shape}"
     diff = float(np.max(np.abs(expected_out - actual)))
     assert diff <= sd.PARITY_ATOL, f"x{factor_text} on {size}px: max |ORT - PyTorch| = {diff:.3e}"
