@@ -1,0 +1,354 @@
+"""Benchmark SRCNN in PyTorch eager and in ONNX Runtime: one table, every figure measured in this run.
+
+    python benchmark.py                  # CPU: 256x256 x3, 540x960 x4 (to 4K UHD), 1024x1024 x2
+    python benchmark.py --device cuda    # PyTorch CUDA vs ONNX Runtime CUDA with I/O binding (TF32 off)
+    python benchmark.py --case 256x256x3 --runs 3
+
+Each configuration runs in its own worker process, so its peak memory (the process's peak resident set, as
+the operating system reports it) is its own. Times are medians of --runs runs after one warm-up run. GFLOP/s
+counts the useful work: the multiply-adds of the three convolutions at the output size (20,000 per output
+pixel) and of the separable bicubic resize (4 taps along each axis), two FLOPs each; tiles recompute a small
+halo that is not counted. The reference for the machine's speed is a float32 matrix product (torch.mm) measured
+in the same run with the same threads. Every output is compared with PyTorch eager's.
+
+Configurations:
+  PyTorch eager     model(x, factor) under torch.inference_mode(), untiled: the baseline
+  PyTorch tiled     run_torch() as srcnn_dynamic.py runs it (tiles for large outputs)
+  ORT as exported   the exported graph (cubic Resize) in a default ONNX Runtime session, untiled
+  ORT               as srcnn_dynamic.py runs it: Resize rewritten to matrix products, tiles for large outputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import torch
+
+import srcnn_dynamic as sd
+
+log = logging.getLogger("benchmark")
+
+CASES = ("256x256x3", "540x960x4", "1024x1024x2")  # HxWxFACTOR: the tutorial's case, 4K UHD out, a large x2
+RUNS = 5  # timed runs per configuration (median reported), after WARMUP_RUNS untimed ones
+WARMUP_RUNS = 1  # the first run allocates memory and picks convolution algorithms
+MATMUL_SIDE = 4096  # the throughput reference: a 4096^3 float32 torch.mm, 137 GFLOP
+MATMUL_RUNS = 5
+
+CPU_CONFIGS = ("pytorch", "pytorch-tiled", "ort-exported", "ort")
+CUDA_CONFIGS = ("pytorch", "ort-exported", "ort")  # on the GPU nothing is tiled: the memory is there
+CONFIG_LABELS = {
+    "pytorch": "PyTorch eager",
+    "pytorch-tiled": "PyTorch tiled",
+    "ort-exported": "ORT as exported",
+    "ort": "ORT",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    height: int
+    width: int
+    factor: sd.Factor
+
+    @classmethod
+    def parse(cls, text: str) -> Case:
+        """'540x960x4' -> 540x960 input at x4; '64x64x5x6' -> at 5x6."""
+        parts = text.lower().split("x")
+        try:
+            height, width = int(parts[0]), int(parts[1])
+        except (ValueError, IndexError):
+            raise sd.SrcnnError(f"case {text!r}: expected HEIGHTxWIDTHxFACTOR, such as 540x960x4") from None
+        if len(parts) < 3 or height < 1 or width < 1:
+            raise sd.SrcnnError(f"case {text!r}: expected HEIGHTxWIDTHxFACTOR, such as 540x960x4")
+        return cls(height, width, sd.Factor.parse("x".join(parts[2:])))
+
+    @property
+    def name(self) -> str:
+        out_h, out_w = self.output_size
+        return f"{self.height}x{self.width} x{self.factor.tag} -> {out_h}x{out_w}"
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        return self.factor.output_size(self.height, self.width)
+
+    def flops(self, model: sd.SuperResolutionNet) -> float:
+        """Useful floating-point operations: 2 per multiply-add of the convolutions and the separable resize."""
+        out_h, out_w = self.output_size
+        per_pixel = sum(conv.weight.numel() for conv in (model.conv1, model.conv2, model.conv3))  # 20,000 MACs
+        resize = 3 * (out_h * self.width * 4 + out_h * out_w * 4)  # rows, then columns, 4 taps each, 3 channels
+        return 2.0 * (out_h * out_w * per_pixel + resize)
+
+    def image(self) -> np.ndarray:
+        """face.png resized to the case's input size: a real photo, the same in every worker. (1, 3, H, W)"""
+        face = sd.read_image(sd.DEFAULT_IMAGE)[0].permute(1, 2, 0).numpy()  # (256, 256, 3)
+        resized = cv2.resize(face, (self.width, self.height), interpolation=cv2.INTER_CUBIC)
+        return np.ascontiguousarray(np.clip(resized, 0.0, 1.0).transpose(2, 0, 1)[None])
+
+
+@dataclass
+class Measurement:
+    config: str
+    case: str
+    tile: int | None
+    median_ms: float
+    idle_mb: float  # peak resident set before the first run: interpreter, libraries, model, session
+    peak_mb: float  # peak resident set over the whole worker
+    gpu_peak_mb: float | None  # PyTorch's CUDA allocator peak; None where not measurable
+    output: str  # .npy file of the last output
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Worker: one configuration on one case, in a fresh process
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def time_runs(fn: Callable[[], object], runs: int, sync: Callable[[], None] = lambda: None) -> tuple[object, float]:
+    """Median wall time (ms) of `runs` calls after WARMUP_RUNS untimed ones, and the last result."""
+    result = None
+    for _ in range(WARMUP_RUNS):
+        result = fn()
+    sync()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = fn()
+        sync()
+        times.append((time.perf_counter() - start) * 1e3)
+    return result, statistics.median(times)
+
+
+def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weights: Path, threads: int,
+            runs: int, output: Path) -> Measurement:
+    torch.set_num_threads(threads)
+    image = case.image()  # (1, 3, H, W)
+    sync: Callable[[], None] = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    tile = sd.choose_tile(case.height, case.width, case.factor, None) if config.endswith(("tiled", "ort")) else None
+    if device == "cuda":
+        tile = None
+    gpu_peak = None
+    if config.startswith("pytorch"):
+        model = sd.build_model(weights).to(device)
+        x, factor = torch.from_numpy(image).to(device), case.factor.tensor(device)
+        if config == "pytorch":
+            def fn() -> torch.Tensor:
+                with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=sd.CUDA_ALLOW_TF32):
+                    return model(x, factor)
+        else:
+            def fn() -> np.ndarray:
+                return sd.run_torch(model, x, case.factor, tile)
+        idle = peak_rss_mb()
+        result, ms = time_runs(fn, runs, sync)
+        out = result.cpu().numpy() if isinstance(result, torch.Tensor) else result
+        if device == "cuda":
+            gpu_peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        resize: sd.OrtResize = "resize" if config == "ort-exported" else "matmul"
+        runner = sd.OrtRunner(onnx_path, device, resize=resize, threads=threads)
+        if device == "cuda":
+            fn = _io_binding_runner(runner.session, image, case.factor)
+        else:
+            def fn() -> np.ndarray:
+                return runner(image, case.factor, tile)
+        idle = peak_rss_mb()
+        result, ms = time_runs(fn, runs)  # run_with_iobinding returns after the GPU is done
+        out = result if isinstance(result, np.ndarray) else result()
+    np.save(output, out)
+    return Measurement(config, case.name, tile, ms, idle, peak_rss_mb(), gpu_peak, str(output))
+
+
+def _io_binding_runner(session: ort.InferenceSession, image: np.ndarray, factor: sd.Factor) -> Callable[[], object]:
+    """ONNX Runtime CUDA with input and output on the GPU: no host copies inside the timed call."""
+    x = ort.OrtValue.ortvalue_from_numpy(image, "cuda", 0)
+    binding = session.io_binding()
+    binding.bind_ortvalue_input(sd.INPUT_NAMES[0], x)
+    binding.bind_cpu_input(sd.INPUT_NAMES[1], factor.tensor().numpy())  # shapes are computed on the host
+    binding.bind_output(sd.OUTPUT_NAME, "cuda")
+
+    def fn() -> Callable[[], np.ndarray]:
+        session.run_with_iobinding(binding)
+        return lambda: binding.copy_outputs_to_cpu()[0]
+
+    return fn
+
+
+def worker_main(spec: str) -> int:
+    args = json.loads(spec)
+    measurement = measure(
+        args["config"], Case.parse(args["case"]), device=args["device"], onnx_path=Path(args["onnx"]),
+        weights=Path(args["weights"]), threads=args["threads"], runs=args["runs"], output=Path(args["output"]),
+    )
+    print(json.dumps(asdict(measurement)))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Parent: matmul reference, one worker per configuration and case, the table
+
+
+def matmul_gflops(device: sd.Device, threads: int, side: int = MATMUL_SIDE, runs: int = MATMUL_RUNS) -> float:
+    """This machine's float32 matrix-product throughput (GFLOP/s), the ceiling the model is compared with."""
+    torch.set_num_threads(threads)
+    a = torch.rand(side, side, device=device)
+    b = torch.rand(side, side, device=device)
+    sync: Callable[[], None] = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = sd.CUDA_ALLOW_TF32  # float32 throughput, like the model's
+    try:
+        _, ms = time_runs(lambda: torch.mm(a, b), runs, sync)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+    return 2.0 * side**3 / (ms / 1e3) / 1e9
+
+
+def run_worker(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weights: Path, threads: int,
+               runs: int, folder: Path) -> Measurement:
+    spec = {
+        "config": config, "case": f"{case.height}x{case.width}x{case.factor.tag}", "device": device,
+        "onnx": str(onnx_path), "weights": str(weights), "threads": threads, "runs": runs,
+        "output": str(folder / f"{config}_{case.height}x{case.width}x{case.factor.tag}.npy"),
+    }
+    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise sd.SrcnnError(f"{CONFIG_LABELS[config]} on {case.name} failed in its worker: {last}")
+    return Measurement(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@dataclass(frozen=True)
+class Row:
+    case: Case
+    measurement: Measurement
+    speedup: float  # PyTorch eager's time / this configuration's time
+    gflops: float
+    of_matmul: float
+    max_diff: float  # max |output - PyTorch eager's output|
+
+
+def benchmark(cases: Sequence[Case], *, device: sd.Device, threads: int, runs: int, weights: Path,
+              folder: Path, matmul_side: int = MATMUL_SIDE) -> tuple[list[Row], float]:
+    """Every configuration on every case, and the matmul reference; returns the rows and the matmul GFLOP/s."""
+    model = sd.build_model(weights)
+    onnx_path = folder / "srcnn3.onnx"
+    sd.export_onnx(model, onnx_path, sample=torch.rand(1, 3, 64, 64))  # the tutorial's graph, as shipped
+    log.info("measuring float32 matmul throughput (%d^3 torch.mm, %d threads)", matmul_side, threads)
+    reference_gflops = matmul_gflops(device, threads, matmul_side)
+    configs = CUDA_CONFIGS if device == "cuda" else CPU_CONFIGS
+    rows = []
+    for case in cases:
+        baseline: Measurement | None = None
+        baseline_out: np.ndarray | None = None
+        tiled = device == "cpu" and sd.choose_tile(case.height, case.width, case.factor, None) is not None
+        for config in configs:
+            if config == "pytorch-tiled" and not tiled:
+                continue  # untiled, it is PyTorch eager again
+            log.info("%s: %s", case.name, CONFIG_LABELS[config])
+            m = run_worker(config, case, device=device, onnx_path=onnx_path, weights=weights, threads=threads,
+                           runs=runs, folder=folder)
+            out = np.load(m.output)
+            Path(m.output).unlink()
+            if baseline is None:
+                baseline, baseline_out = m, out  # PyTorch eager comes first
+            assert baseline_out is not None
+            gflops = case.flops(model) / (m.median_ms / 1e3) / 1e9
+            rows.append(Row(case, m, baseline.median_ms / m.median_ms, gflops, gflops / reference_gflops,
+                            float(np.max(np.abs(out - baseline_out)))))
+    return rows, reference_gflops
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    header = ("case", "runtime", "tiles", "median ms", "vs PyTorch", "GFLOP/s", "of matmul", "peak MB", "idle MB",
+              "max |diff|")
+    lines = []
+    for r in rows:
+        m = r.measurement
+        peak = f"{m.peak_mb:.0f}" + (f" (GPU {m.gpu_peak_mb:.0f})" if m.gpu_peak_mb is not None else "")
+        lines.append((
+            r.case.name, CONFIG_LABELS[m.config], str(m.tile) if m.tile else "-", f"{m.median_ms:.1f}",
+            f"{r.speedup:.2f}x", f"{r.gflops:.0f}", f"{r.of_matmul:.0%}", peak, f"{m.idle_mb:.0f}", f"{r.max_diff:.1e}",
+        ))
+    return sd.render_table(header, lines, left=3)
+
+
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def describe_machine(device: sd.Device, threads: int, reference_gflops: float, matmul_side: int) -> str:
+    where = torch.cuda.get_device_name() if device == "cuda" else f"{cpu_name()}, {threads} threads"
+    tf32 = f", TF32 {'on' if sd.CUDA_ALLOW_TF32 else 'off'}" if device == "cuda" else ""
+    return (f"{where}{tf32}; torch {torch.__version__}, onnxruntime {ort.__version__}; "
+            f"float32 matmul {reference_gflops:.0f} GFLOP/s ({matmul_side}^3 torch.mm)")
+
+
+def case_arg(text: str) -> Case:
+    try:
+        return Case.parse(text)
+    except sd.SrcnnError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--worker"]:
+        return worker_main(argv[1])
+    parser = sd._OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", type=case_arg, action="append", metavar="HxWxF",
+                        help=f"input size and factor, repeatable (default: {', '.join(CASES)})")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="(default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), metavar="N",
+                        help="intra-op threads for PyTorch and ONNX Runtime alike (default: %(default)s, PyTorch's"
+                        " choice on this machine)")
+    parser.add_argument("--runs", type=int, default=RUNS, metavar="N", help="timed runs per figure (default: %(default)s)")
+    parser.add_argument("--matmul-side", type=int, default=MATMUL_SIDE, metavar="N",
+                        help="side of the reference torch.mm (default: %(default)s; smaller only for quick checks)")
+    parser.add_argument("--weights", type=Path, default=sd.DEFAULT_WEIGHTS, metavar="PATH",
+                        help="state dict to benchmark (default: the shipped weights)")
+    args = parser.parse_args(argv)
+    if min(args.threads, args.runs, args.matmul_side) < 1:
+        parser.error("--threads, --runs and --matmul-side must be positive")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    sd.log.setLevel(logging.WARNING)
+    cases = args.case or [Case.parse(c) for c in CASES]
+    try:
+        sd.check_device(args.device)
+        with tempfile.TemporaryDirectory(prefix="srcnn-benchmark-") as folder:
+            rows, reference = benchmark(cases, device=args.device, threads=args.threads, runs=args.runs,
+                                        weights=args.weights, folder=Path(folder), matmul_side=args.matmul_side)
+    except sd.SrcnnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return sd.EXIT_USAGE
+    print(describe_machine(args.device, args.threads, reference, args.matmul_side))
+    print(f"median of {args.runs} runs after {WARMUP_RUNS} warm-up; peak/idle MB: the worker process's resident set")
+    print(format_table(rows))
+    if bad := [r for r in rows if r.max_diff > sd.PARITY_ATOL]:
+        log.error("%d configuration(s) differ from PyTorch eager by more than %g", len(bad), sd.PARITY_ATOL)
+        return sd.EXIT_MISMATCH
+    return sd.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

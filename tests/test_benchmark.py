@@ -1,0 +1,69 @@
+"""benchmark.py: cases parse, the FLOP count is the model's, each configuration gives PyTorch's output, the CLI prints a table.
+
+No timing is asserted here: speed is what benchmark.py reports, not what a test on a shared machine can check.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import benchmark
+import srcnn_dynamic as sd
+
+
+def test_case_parsing() -> None:
+    case = benchmark.Case.parse("540x960x4")
+    assert (case.height, case.width, case.factor) == (540, 960, sd.Factor(4.0, 4.0))
+    assert case.output_size == (2160, 3840)
+    assert benchmark.Case.parse("64x48x5x6").factor == sd.Factor(5.0, 6.0)
+    for bad in ("540x960", "ax960x4", "0x10x2", "10x10x0.5"):
+        with pytest.raises(sd.SrcnnError):
+            benchmark.Case.parse(bad)
+
+
+def test_flops_count_the_three_convolutions_and_the_resize() -> None:
+    case = benchmark.Case.parse("256x256x3")
+    model = sd.SuperResolutionNet()
+    macs_per_pixel = 9 * 9 * 3 * 64 + 1 * 1 * 64 * 32 + 5 * 5 * 32 * 3  # conv1 + conv2 + conv3 = 20,000
+    resize = 3 * (768 * 256 * 4 + 768 * 768 * 4)
+    assert case.flops(model) == 2 * (768 * 768 * macs_per_pixel + resize)
+
+
+@pytest.mark.parametrize("config", benchmark.CPU_CONFIGS)
+def test_each_configuration_matches_pytorch(config, tmp_path) -> None:
+    case = benchmark.Case.parse("40x30x2.5")
+    onnx_path = tmp_path / "m.onnx"
+    sd.export_onnx(sd.build_model(sd.DEFAULT_WEIGHTS), onnx_path, sample=torch.rand(1, 3, 16, 16))
+    m = benchmark.measure(config, case, device="cpu", onnx_path=onnx_path, weights=sd.DEFAULT_WEIGHTS, threads=torch.get_num_threads(),
+                          runs=1, output=tmp_path / "out.npy")
+    out = np.load(m.output)
+    reference = sd.run_torch(sd.build_model(sd.DEFAULT_WEIGHTS), torch.from_numpy(case.image()), case.factor)
+    diff = float(np.max(np.abs(out - reference)))
+    assert out.shape == (1, 3, 100, 75), f"{config}: output {out.shape}"
+    assert diff <= sd.PARITY_ATOL, f"{config}: max |output - PyTorch| = {diff:.2e}"
+    assert m.median_ms > 0 and m.peak_mb >= m.idle_mb > 0, f"{config}: {m}"
+
+
+def test_cli_prints_the_table() -> None:
+    done = subprocess.run(
+        [sys.executable, "benchmark.py", "--case", "24x20x2.5", "--runs", "1", "--matmul-side", "256"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+    lines = done.stdout.splitlines()
+    assert "GFLOP/s" in lines[0] and "threads" in lines[0], f"machine line: {lines[0]!r}"
+    table = [line for line in lines if line.startswith("24x20 x2.5")]
+    assert [label for label in benchmark.CONFIG_LABELS.values() if any(label in row for row in table)] == [
+        "PyTorch eager", "ORT as exported", "ORT"
+    ], f"rows: {table}"  # a small case is not tiled: no PyTorch tiled row
+
+
+def test_cli_rejects_a_bad_case() -> None:
+    done = subprocess.run([sys.executable, "benchmark.py", "--case", "big"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == sd.EXIT_USAGE and done.stderr.count("\n") == 1, f"{done.returncode}: {done.stderr!r}"
+    assert "HEIGHTxWIDTHxFACTOR" in done.stderr, done.stderr
