@@ -90,7 +90,11 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "srcnn_dynamic.p
 SEED = 0  # the random initialisation used when no weights file exists
 TIMING_RUNS = 3  # the table reports the median of this many runs (the first one included)
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+EXIT_OK = 0  # every result written, ONNX Runtime equal to PyTorch
+EXIT_MISMATCH = 1  # ONNX Runtime and PyTorch differ by more than PARITY_ATOL
+EXIT_USAGE = 2  # a mistake in the command or its files (one line on stderr), or an unavailable device
+EXIT_SKIPPED = 3  # --image DIR: some images could not be processed (each named); the others were
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT (128 + 2); no partial file is left
 
 
 class SrcnnError(Exception):
@@ -344,19 +348,87 @@ def build_model(weights: Path | None = None) -> SuperResolutionNet:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Image I/O: files hold 8-bit BGR (OpenCV); the model takes RGB float32 in [0, 1], NCHW
+# Image I/O: files hold grey, BGR or BGRA pixels of 8 or 16 bits (OpenCV); the model takes RGB float32 in [0, 1]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what --image DIR picks up
+DEPTH_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}  # 8- and 16-bit files; the peak maps to 1.0
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An image file's pixels as the model takes them, and what it takes to write a result in the same format."""
+
+    rgb: torch.Tensor  # (1, 3, H, W) float32 in [0, 1]; a grey image as three equal channels
+    alpha: torch.Tensor | None  # (1, 1, H, W) float32 in [0, 1], or None
+    grey: bool
+    dtype: np.dtype  # uint8 or uint16, as in the file
+
+
+def read_picture(path: Path) -> Picture:
+    """Read a grey, colour or colour+alpha image of 8 or 16 bits; one-line SrcnnError for anything else."""
+    if not path.exists():
+        raise SrcnnError(f"image not found: {path}")
+    if path.is_dir():
+        raise SrcnnError(f"{path} is a folder, not an image")
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    except OSError as exc:
+        raise SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if data.size == 0:
+        raise SrcnnError(f"cannot read {path} as an image: the file is empty")
+    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # keeps grey, alpha and 16 bits
+    if pixels is None:
+        raise SrcnnError(f"cannot read {path} as an image (OpenCV could not decode it)")
+    if pixels.dtype not in DEPTH_MAX:
+        raise SrcnnError(f"{path} has {pixels.dtype} pixels; 8-bit and 16-bit images are supported")
+    values = pixels.astype(np.float32) / DEPTH_MAX[pixels.dtype]
+    if values.ndim == 3 and values.shape[2] == 1:
+        values = values[:, :, 0]
+    grey = values.ndim == 2
+    if grey:
+        rgb, alpha = np.repeat(values[:, :, None], 3, axis=2), None  # (H, W, 3)
+    elif values.shape[2] == 3:
+        rgb, alpha = cv2.cvtColor(values, cv2.COLOR_BGR2RGB), None
+    elif values.shape[2] == 4:
+        rgb, alpha = cv2.cvtColor(values, cv2.COLOR_BGRA2RGB), values[:, :, 3]
+    else:
+        raise SrcnnError(f"{path} has {values.shape[2]} channels; grey, colour and colour+alpha are supported")
+    rgb_tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).contiguous()  # (1, 3, H, W)
+    alpha_tensor = None if alpha is None else torch.from_numpy(np.ascontiguousarray(alpha))[None, None]  # (1, 1, H, W)
+    return Picture(rgb_tensor, alpha_tensor, grey, pixels.dtype)
 
 
 def read_image(path: Path) -> torch.Tensor:
-    """Read an image file as a (1, 3, H, W) RGB float32 tensor in [0, 1]."""
-    if not path.is_file():
-        raise SrcnnError(f"image not found: {path}")
-    data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if bgr is None:
-        raise SrcnnError(f"cannot read {path} as an image (OpenCV could not decode it)")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0  # (H, W, 3)
-    return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).contiguous()  # (1, 3, H, W)
+    """Read an image file as a (1, 3, H, W) RGB float32 tensor in [0, 1] (alpha dropped, grey as 3 channels)."""
+    return read_picture(path).rgb
+
+
+def upscale_alpha(alpha: torch.Tensor, factor: Factor) -> np.ndarray:
+    """The alpha channel upscaled by the model's own bicubic resize, clamped to [0, 1]: (1, 1, H', W')."""
+    return bicubic_resize(alpha, factor.tensor()).clamp(0.0, 1.0).numpy()
+
+
+def picture_pixels(rgb: np.ndarray, like: Picture, alpha: np.ndarray | None = None) -> np.ndarray:
+    """(1, 3, H, W) RGB float result -> the (H, W[, C]) array OpenCV writes: `like`'s channels and bit depth.
+
+    A grey input comes back grey (BT.601 luma of the result: the three channels differ only slightly), an
+    input with alpha gets `alpha` (see upscale_alpha) back, and 16-bit inputs come back 16-bit.
+    """
+    values = np.clip(rgb[0].transpose(1, 2, 0), 0.0, 1.0)  # (H, W, 3)
+    if like.grey:
+        values = cv2.cvtColor(values, cv2.COLOR_RGB2GRAY)  # (H, W)
+    elif alpha is not None:
+        values = cv2.cvtColor(values, cv2.COLOR_RGB2BGRA)
+        values[:, :, 3] = alpha[0, 0]
+    else:
+        values = cv2.cvtColor(values, cv2.COLOR_RGB2BGR)
+    peak = DEPTH_MAX[like.dtype]
+    return np.rint(values * peak).astype(like.dtype)
+
+
+def write_picture(path: Path, rgb: np.ndarray, like: Picture, alpha: np.ndarray | None = None) -> None:
+    """Write a result in the format of `like` (channels, depth) and of `path`'s suffix; whole or not at all."""
+    write_bgr(path, picture_pixels(rgb, like, alpha))
 
 
 def to_uint8_bgr(image: np.ndarray) -> np.ndarray:
@@ -371,7 +443,7 @@ def write_image(path: Path, image: np.ndarray) -> None:
 
 
 def write_bgr(path: Path, bgr: np.ndarray) -> None:
-    """Write an (H, W, 3) BGR uint8 array in the format of the file's suffix, atomically."""
+    """Write an (H, W[, C]) OpenCV array (grey, BGR or BGRA) in the format of the file's suffix, atomically."""
     ok, encoded = cv2.imencode(path.suffix or ".png", bgr)
     if not ok:
         raise SrcnnError(f"OpenCV cannot encode an image as {path.suffix!r} for {path}")
@@ -500,8 +572,11 @@ def load_onnx(path: Path) -> onnx.ModelProto:
         raise SrcnnError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})".splitlines()[0]) from None
 
 
-def check_dynamic_graph(proto: onnx.ModelProto) -> None:
-    """Raise SrcnnError unless the graph is the tutorial's: inputs (input, factor), one Resize fed by factor."""
+def check_dynamic_graph(proto: onnx.ModelProto, source: Path | None = None) -> None:
+    """Raise SrcnnError unless the graph is the tutorial's: inputs (input, factor), one Resize fed by factor.
+
+    source: the file a user gave (--onnx), named in the message; None for a model this script just exported.
+    """
     inputs = [i.name for i in proto.graph.input]
     outputs = [o.name for o in proto.graph.output]
     resizes = [n for n in proto.graph.node if n.op_type == "Resize"]
@@ -512,6 +587,11 @@ def check_dynamic_graph(proto: onnx.ModelProto) -> None:
         problems.append(f"outputs are {outputs}, expected {[OUTPUT_NAME]}")
     if len(resizes) != 1 or len(resizes[0].input) < 3 or resizes[0].input[2] != INPUT_NAMES[1]:
         problems.append(f"expected one Resize whose scales input is {INPUT_NAMES[1]!r}")
+    if problems and source is not None:
+        raise SrcnnError(
+            f"--onnx {source} is not this project's dynamic-factor model: {'; '.join(problems)} (export one with"
+            " python srcnn_dynamic.py, which writes srcnn3.onnx)"
+        )
     if problems:
         raise SrcnnError(f"the exported graph is not dynamic in the factor: {'; '.join(problems)}")
 
@@ -871,8 +951,9 @@ def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 1.0) -> float:
 
 @dataclass(frozen=True)
 class Comparison:
-    """ONNX Runtime against PyTorch at one factor."""
+    """ONNX Runtime against PyTorch on one image at one factor."""
 
+    image: str  # file name
     factor: Factor
     output_size: tuple[int, int]  # (height, width)
     max_abs_diff: float
@@ -885,10 +966,12 @@ class Comparison:
         return self.max_abs_diff <= PARITY_ATOL
 
 
-def compare(torch_out: np.ndarray, ort_out: np.ndarray, factor: Factor, torch_ms: float, ort_ms: float) -> Comparison:
+def compare(image: str, torch_out: np.ndarray, ort_out: np.ndarray, factor: Factor, torch_ms: float,
+            ort_ms: float) -> Comparison:
     if torch_out.shape != ort_out.shape:
-        raise AssertionError(f"x{factor.tag}: PyTorch gave {torch_out.shape}, ONNX Runtime {ort_out.shape}")
+        raise AssertionError(f"{image} x{factor.tag}: PyTorch gave {torch_out.shape}, ONNX Runtime {ort_out.shape}")
     return Comparison(
+        image=image,
         factor=factor,
         output_size=(ort_out.shape[2], ort_out.shape[3]),
         max_abs_diff=float(np.max(np.abs(torch_out - ort_out))),
@@ -910,9 +993,11 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int
 
 
 def format_table(rows: Sequence[Comparison]) -> str:
+    """One row per image and factor; the image column only when there are several images."""
+    several = len({r.image for r in rows}) > 1
     header = ("factor", "output (HxW)", "max |ORT-PyTorch|", "PSNR ORT vs PyTorch", "PyTorch ms", "ORT ms", "")
-    return render_table(header, [
-        (
+    table = render_table(("image", *header) if several else header, [
+        (*((r.image,) if several else ()),
             f"x{r.factor.tag}",
             f"{r.output_size[0]}x{r.output_size[1]}",
             f"{r.max_abs_diff:.2e}",
@@ -922,7 +1007,8 @@ def format_table(rows: Sequence[Comparison]) -> str:
             "ok" if r.ok else f"FAIL (> {PARITY_ATOL:g})",
         )
         for r in rows
-    ])
+    ], left=2 if several else 1)
+    return table
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -953,6 +1039,38 @@ def check_output_dir(output_dir: Path) -> None:
         raise SrcnnError(f"output folder {output_dir} is not writable ({existing} does not allow writing)")
 
 
+def image_paths(image: Path) -> list[Path]:
+    """[image] for a file; the images in a folder (by suffix, sorted) for a folder."""
+    if not image.is_dir():
+        return [image]
+    paths = sorted(p for p in image.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise SrcnnError(f"--image {image}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return paths
+
+
+def result_paths(image: Path, factor: Factor, output_dir: Path) -> tuple[Path, Path]:
+    """Where the PyTorch and ONNX Runtime results of `image` at `factor` go: the input's name and format."""
+    suffix = image.suffix if image.suffix.lower() in IMAGE_SUFFIXES else ".png"
+    return (output_dir / f"{image.stem}_torch_{factor.tag}{suffix}", output_dir / f"{image.stem}_ort_{factor.tag}{suffix}")
+
+
+def check_no_overwrite(images: Sequence[Path], factors: Sequence[Factor], output_dir: Path) -> None:
+    """Refuse a run whose outputs would replace one of its inputs."""
+    inputs = {p.resolve() for p in images}
+    for image in images:
+        for factor in factors:
+            for out in result_paths(image, factor, output_dir):
+                if out.resolve() in inputs:
+                    raise SrcnnError(f"the result {out} would overwrite an input image; choose another --output-dir")
+
+
+@dataclass
+class Report:
+    rows: list[Comparison]
+    skipped: list[tuple[Path, str]]  # folder mode: images that could not be processed, and why
+
+
 def run(
     image_path: Path,
     factors: Sequence[Factor],
@@ -964,41 +1082,80 @@ def run(
     weights: Path | None = None,
     tile: int | None = None,
     ort_resize: OrtResize = "matmul",
-) -> list[Comparison]:
+    onnx_model: Path | None = None,
+) -> Report:
     """The tutorial end to end: PyTorch at each factor, one export at x3, ONNX Runtime at each factor.
 
+    image_path: an image, or a folder whose images are each processed (a bad one is skipped and reported).
     tile: None tiles large outputs only (choose_tile), 0 never tiles, N tiles of N x N output pixels.
+    onnx_model: run this exported model instead of exporting one (its inputs must be `input` and `factor`).
     """
     # Every check a user can fail comes before any work, so a mistake costs no time and writes nothing.
     check_device(device)
     opset = resolve_opset(exporter, opset)
-    image = read_image(image_path)  # (1, 3, H, W)
-    for factor in factors:
-        check_output_size(image.shape[2], image.shape[3], factor, tile)
+    images = image_paths(image_path)
+    folder_mode = image_path.is_dir()
+    if not folder_mode:  # one image: its problems are the run's problems, reported now
+        first = read_picture(images[0])
+        for factor in factors:
+            check_output_size(first.rgb.shape[2], first.rgb.shape[3], factor, tile)
     check_output_dir(output_dir)
+    check_no_overwrite(images, factors, output_dir)
+    proto = None
+    if onnx_model is not None:
+        proto = load_onnx(onnx_model)
+        check_dynamic_graph(proto, source=onnx_model)
 
     if weights is None and DEFAULT_WEIGHTS.is_file():
         weights = DEFAULT_WEIGHTS
     model = build_model(weights)
     output_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = output_dir / f"srcnn{EXPORT_FACTOR:g}.onnx"
-    export_onnx(model, onnx_path, sample=image, exporter=exporter, opset=opset)
-    runner = OrtRunner(onnx_path, device, resize=ort_resize)
+    if proto is None:
+        onnx_path = output_dir / f"srcnn{EXPORT_FACTOR:g}.onnx"
+        proto = export_onnx(model, onnx_path, sample=read_image(DEFAULT_IMAGE) if folder_mode else first.rgb,
+                            exporter=exporter, opset=opset)
+        log.info("wrote %s", onnx_path)
+    else:
+        log.info("running %s as it is (no export)", onnx_model)
+    runner = OrtRunner(proto, device, resize=ort_resize)
     log.info("ONNX Runtime %s on %s, resize as %s", ort.__version__, runner.session.get_providers()[0],
              "matrix products (resize_as_matmul)" if ort_resize == "matmul" else "exported (cubic Resize)")
     model.to(device)
 
-    stem, rows = image_path.stem, []
+    report = Report([], [])
+    runs = 1 if folder_mode else TIMING_RUNS  # a folder is a job, not a demo: each image once
+    bar = tqdm(images, desc="images", unit="image", disable=None if folder_mode else True, file=sys.stderr)
+    for path in bar:
+        try:
+            picture = first if not folder_mode else read_picture(path)
+            for factor in factors:
+                check_output_size(picture.rgb.shape[2], picture.rgb.shape[3], factor, tile)
+            report.rows += upscale(model, runner, path, picture, factors, output_dir, tile, runs)
+        except SrcnnError as exc:
+            if not folder_mode:
+                raise
+            report.skipped.append((path, str(exc)))
+            log.error("skipped %s: %s", path.name, exc)
+    log.info("results in %s", output_dir)
+    return report
+
+
+def upscale(model: SuperResolutionNet, runner: OrtRunner, path: Path, picture: Picture, factors: Sequence[Factor],
+            output_dir: Path, tile: int | None, runs: int) -> list[Comparison]:
+    """One image at every factor in PyTorch and ONNX Runtime; both results written in the input's format."""
+    height, width = picture.rgb.shape[2], picture.rgb.shape[3]
+    rows = []
     for factor in factors:
-        factor_tile = choose_tile(image.shape[2], image.shape[3], factor, tile)
+        factor_tile = choose_tile(height, width, factor, tile)
         if factor_tile is not None:
-            log.info("x%s: tiles of %d px (--tile 0 runs untiled)", factor.tag, factor_tile)
-        torch_out, torch_ms = timed(lambda: run_torch(model, image, factor, factor_tile))
-        ort_out, ort_ms = timed(lambda: runner(image.numpy(), factor, factor_tile))
-        write_image(output_dir / f"{stem}_torch_{factor.tag}.png", torch_out)
-        write_image(output_dir / f"{stem}_ort_{factor.tag}.png", ort_out)
-        rows.append(compare(torch_out, ort_out, factor, torch_ms, ort_ms))
-    log.info("wrote %s and the result images to %s", onnx_path.name, output_dir)
+            log.info("%s x%s: tiles of %d px (--tile 0 runs untiled)", path.name, factor.tag, factor_tile)
+        torch_out, torch_ms = timed(lambda: run_torch(model, picture.rgb, factor, factor_tile), runs)
+        ort_out, ort_ms = timed(lambda: runner(picture.rgb.numpy(), factor, factor_tile), runs)
+        alpha = None if picture.alpha is None else upscale_alpha(picture.alpha, factor)
+        torch_path, ort_path = result_paths(path, factor, output_dir)
+        write_picture(torch_path, torch_out, picture, alpha)
+        write_picture(ort_path, ort_out, picture, alpha)
+        rows.append(compare(path.name, torch_out, ort_out, factor, torch_ms, ort_ms))
     return rows
 
 
@@ -1020,11 +1177,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Super-resolve an image with SRCNN at runtime upscale factors: PyTorch, then one ONNX export "
         "(traced at x3), then ONNX Runtime at every factor, compared with PyTorch.",
         epilog=f"exit codes: {EXIT_OK} all factors match within {PARITY_ATOL:g}; {EXIT_MISMATCH} ONNX Runtime and "
-        f"PyTorch differ by more; {EXIT_USAGE} bad input or unavailable device (one-line message on stderr)",
+        f"PyTorch differ by more; {EXIT_USAGE} bad input or unavailable device (one-line message on stderr); "
+        f"{EXIT_SKIPPED} some images of a folder were skipped; {EXIT_INTERRUPTED} interrupted (Ctrl-C)",
     )
     parser.add_argument(
         "--image", type=Path, default=DEFAULT_IMAGE, metavar="PATH",
-        help="image to upscale (default: face.png beside this script)",
+        help="image to upscale, or a folder: every image in it (grey, colour or with alpha; 8 or 16 bits; results"
+        " keep the format) (default: face.png beside this script)",
     )
     parser.add_argument(
         "--factor", type=factor_arg, action="append", metavar="F",
@@ -1048,6 +1207,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--weights", type=Path, metavar="PATH",
         help="state dict or mmediting/mmagic SRCNN checkpoint (default: weights/srcnn_dynamic.pth, made by "
         "train.py; a seeded random initialisation if that file is missing)",
+    )
+    parser.add_argument(
+        "--onnx", type=Path, metavar="PATH",
+        help="run this exported model (inputs `input` and `factor`) instead of exporting one",
     )
     parser.add_argument(
         "--output-dir", type=Path, default=Path("outputs"), metavar="DIR",
@@ -1076,7 +1239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        rows = run(
+        report = run(
             args.image,
             args.factor,
             output_dir=args.output_dir,
@@ -1086,16 +1249,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             weights=args.weights,
             tile=args.tile,
             ort_resize=args.ort_resize,
+            onnx_model=args.onnx,
         )
     except SrcnnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(format_table(rows))
-    if failed := [r for r in rows if not r.ok]:
+    except KeyboardInterrupt:  # atomic_path has removed any half-written file on the way out
+        print("interrupted: no partial files were left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if report.rows:
+        print(format_table(report.rows))
+    if failed := [r for r in report.rows if not r.ok]:
         worst = max(failed, key=lambda r: r.max_abs_diff)
-        log.error("ONNX Runtime differs from PyTorch by %.2e (> %g) at x%s", worst.max_abs_diff, PARITY_ATOL,
-                  worst.factor.tag)
+        log.error("ONNX Runtime differs from PyTorch by %.2e (> %g) on %s at x%s", worst.max_abs_diff, PARITY_ATOL,
+                  worst.image, worst.factor.tag)
         return EXIT_MISMATCH
+    if report.skipped:
+        log.error("%d of %d images skipped: %s", len(report.skipped), len(report.skipped) + len({r.image for r in report.rows}),
+                  "; ".join(f"{p.name}: {why}" for p, why in report.skipped))
+        return EXIT_SKIPPED
     return EXIT_OK
 
 
