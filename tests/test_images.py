@@ -1,0 +1,111 @@
+"""Real-world images: grey stays grey, alpha is kept, 16 bits stay 16 bits, the suffix decides the format;
+--image DIR does every image and skips (and names) the bad ones."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import srcnn_dynamic as sd
+
+ROOT = Path(__file__).resolve().parent.parent
+FACTOR = sd.Factor.parse("2.5")
+SIZE = (24, 20)  # (height, width) -> 60x50 at x2.5
+
+
+def face(size: tuple[int, int] = SIZE) -> np.ndarray:
+    """A small BGR uint8 crop of face.png."""
+    return cv2.resize(cv2.imread(str(ROOT / "face.png")), (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+def make(kind: str, folder: Path) -> Path:
+    """Write one test image of `kind`; return its path."""
+    bgr = face()
+    if kind == "grey":
+        path, pixels = folder / "grey.png", cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    elif kind == "rgba":
+        alpha = np.tile(np.linspace(0, 255, SIZE[1]).astype(np.uint8), (SIZE[0], 1))  # a left-to-right fade
+        path, pixels = folder / "rgba.png", np.dstack([bgr, alpha])
+    elif kind == "deep":
+        path, pixels = folder / "deep.png", bgr.astype(np.uint16) * 257  # 16-bit, full range
+    elif kind == "deep-grey":
+        path, pixels = folder / "deep-grey.tiff", cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257
+    elif kind == "jpeg":
+        path, pixels = folder / "photo.jpg", bgr
+    else:
+        raise ValueError(kind)
+    assert cv2.imwrite(str(path), pixels), f"could not write {path}"
+    return path
+
+
+# kind -> (output suffix, ndim, channels, dtype)
+EXPECTED = {
+    "grey": (".png", 2, 1, np.uint8),
+    "rgba": (".png", 3, 4, np.uint8),
+    "deep": (".png", 3, 3, np.uint16),
+    "deep-grey": (".tiff", 2, 1, np.uint16),
+    "jpeg": (".jpg", 3, 3, np.uint8),
+}
+
+
+@pytest.mark.parametrize("kind", list(EXPECTED))
+def test_result_keeps_the_input_format(kind, tmp_path) -> None:
+    path = make(kind, tmp_path)
+    report = sd.run(path, [FACTOR], output_dir=tmp_path / "out")
+    assert [r.ok for r in report.rows] == [True], f"{kind}: {report.rows}"
+    suffix, ndim, channels, dtype = EXPECTED[kind]
+    for runtime in ("torch", "ort"):
+        out = tmp_path / "out" / f"{path.stem}_{runtime}_2.5{suffix}"
+        assert out.is_file(), f"{kind}: {out.name} missing; got {sorted(p.name for p in out.parent.iterdir())}"
+        pixels = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+        got = (pixels.ndim, 1 if pixels.ndim == 2 else pixels.shape[2], pixels.dtype, pixels.shape[:2])
+        assert got == (ndim, channels, dtype, (60, 50)), f"{kind} {runtime}: (ndim, channels, dtype, size) = {got}"
+
+
+def test_alpha_is_upscaled_with_the_same_bicubic(tmp_path) -> None:
+    path = make("rgba", tmp_path)
+    sd.run(path, [FACTOR], output_dir=tmp_path / "out")
+    out = cv2.imread(str(tmp_path / "out" / "rgba_ort_2.5.png"), cv2.IMREAD_UNCHANGED)
+    alpha_in = torch.from_numpy(cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[:, :, 3].astype(np.float32) / 255)
+    expected = np.rint(sd.upscale_alpha(alpha_in[None, None], FACTOR)[0, 0] * 255)
+    diff = np.abs(out[:, :, 3].astype(float) - expected).max()
+    assert diff <= 1, f"alpha differs from its bicubic upscale by {diff} grey levels"
+    assert out[:, 0, 3].mean() < 20 and out[:, -1, 3].mean() > 235, "the left-to-right fade must survive"
+
+
+def test_sixteen_bits_keep_their_precision(tmp_path) -> None:
+    """A 16-bit result uses the fine levels: not an 8-bit image multiplied by 257."""
+    path = make("deep", tmp_path)
+    sd.run(path, [FACTOR], output_dir=tmp_path / "out")
+    out = cv2.imread(str(tmp_path / "out" / "deep_ort_2.5.png"), cv2.IMREAD_UNCHANGED)
+    assert np.count_nonzero(out % 257) > out.size // 2, "16-bit output holds only 8-bit levels"
+
+
+def test_grey_input_is_three_equal_channels() -> None:
+    picture = sd.read_picture(ROOT / "face.png")
+    assert not picture.grey and picture.alpha is None and picture.dtype == np.uint8
+
+
+def test_folder_mode_skips_a_bad_file_and_says_so(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for kind in ("grey", "rgba", "jpeg"):
+        make(kind, folder)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / "notes.txt").write_text("not an image, and not picked up: wrong suffix")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "srcnn_dynamic.py"), "--image", str(folder), "--factor", "2", "--output-dir", "out"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == sd.EXIT_SKIPPED, f"exit {done.returncode}, expected {sd.EXIT_SKIPPED}\n{done.stderr}"
+    assert "broken.png" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["grey_ort_2.png", "grey_torch_2.png", "photo_ort_2.jpg", "photo_torch_2.jpg", "rgba_ort_2.png",
+                       "rgba_torch_2.png", "srcnn3.onnx"], written
+    assert sum(line.split()[0] in {"grey.png", "rgba.png", "photo.jpg"} for line in done.stdout.splitlines()) == 3, done.stdout
