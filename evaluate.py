@@ -32,7 +32,6 @@ import srdata
 log = logging.getLogger("evaluate")
 
 ORT_PSNR_TOLERANCE = 0.01  # dB: ONNX Runtime must reproduce PyTorch's PSNR to this (outputs differ by ~1e-6)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 # The README figure: a crop of the face (eyes and mouth), shown at FIGURE_ZOOM with nearest-neighbour pixels
 FIGURE_CROP = (slice(56, 184), slice(56, 200))  # rows, columns of face.png
@@ -59,9 +58,9 @@ def load_images(folder: Path | None) -> list[tuple[str, torch.Tensor]]:
         return [(name, srdata.to_tensor(srdata.load_photo(name))) for name in srdata.VALIDATION_PHOTOS]
     if not folder.is_dir():
         raise sd.SrcnnError(f"--images {folder}: not a folder")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in sd.IMAGE_SUFFIXES)
     if not paths:
-        raise sd.SrcnnError(f"--images {folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise sd.SrcnnError(f"--images {folder}: no images ({', '.join(sorted(sd.IMAGE_SUFFIXES))})")
     return [(p.name, sd.read_image(p)) for p in paths]
 
 
