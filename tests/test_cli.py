@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
+import onnx
 import pytest
+import torch
 
 from conftest import cuda_skip_reason
 
@@ -50,6 +54,44 @@ def test_dynamo_exporter_and_uneven_factors(tmp_path) -> None:
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr, f"noisy export:\n{result.stderr}"
 
 
+class RunsCode:
+    """A pickle that would run a shell command if loaded unsafely."""
+
+    def __reduce__(self):  # noqa: ANN204
+        return (os.system, ("echo this must never run",))
+
+
+def foreign_onnx(path: Path) -> None:
+    """A valid ONNX model that is not ours: one input `x`, an Identity."""
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])], "foreign",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    onnx.save(onnx.helper.make_model(graph), path)
+
+
+def two_photos(folder: Path) -> None:
+    """photos/a.png and photos/a_torch_3.png: with --output-dir photos, a's x3 result would replace the second."""
+    folder.mkdir()
+    small = cv2.resize(cv2.imread(str(ROOT / "face.png")), (16, 16))
+    cv2.imwrite(str(folder / "a.png"), small)
+    cv2.imwrite(str(folder / "a_torch_3.png"), small)
+
+
+# Files the bad inputs below refer to, made in each test's empty folder before the run.
+SETUP = {
+    "notes.txt": lambda p: p.write_text("not an image"),
+    "empty.png": lambda p: p.write_bytes(b""),
+    "no-images": lambda p: (p.mkdir(), (p / "readme.txt").write_text("no images here")),
+    "corrupt.pth": lambda p: p.write_bytes(np.random.default_rng(0).bytes(256)),
+    "wrong.pth": lambda p: torch.save({"conv1.weight": torch.zeros(64, 1, 9, 9)}, p),
+    "evil.pth": lambda p: torch.save({"conv1.weight": RunsCode()}, p),
+    "corrupt.onnx": lambda p: p.write_bytes(np.random.default_rng(1).bytes(300)),
+    "foreign.onnx": foreign_onnx,
+    "photos": two_photos,
+}
+
 BAD_INPUTS = [
     (["--factor", "0.5"], "finite number >= 1"),
     (["--factor", "abc"], "expected a number"),
@@ -57,26 +99,58 @@ BAD_INPUTS = [
     (["--factor", "nan"], "finite number >= 1"),
     (["--factor", "inf"], "finite number >= 1"),
     (["--factor", "2x3x4"], "expected a number"),
-    (["--factor", "100"], "over the limit"),
+    (["--factor", "40"], "over the limit of 67,108,864 output pixels; use a smaller factor"),
+    (["--factor", "20", "--tile", "0"], "untiled; use --tile 512"),
+    (["--tile", "-1"], "must be 0 (never tile) or a positive number"),
     (["--image", "missing.png"], "image not found: missing.png"),
     (["--image", "notes.txt"], "cannot read notes.txt as an image"),
+    (["--image", "empty.png"], "the file is empty"),
+    (["--image", "no-images"], "the folder holds no images"),
     (["--weights", "missing.pth"], "weights file not found"),
+    (["--weights", "corrupt.pth"], "is corrupt or not a PyTorch file"),
+    (["--weights", "wrong.pth"], "does not fit SuperResolutionNet: missing conv1.bias"),
+    (["--weights", "evil.pth"], "was refused: torch.load(weights_only=True) loads tensors only"),
+    (["--onnx", "missing.onnx"], "ONNX model not found"),
+    (["--onnx", "corrupt.onnx"], "is not a readable ONNX model"),
+    (["--onnx", "foreign.onnx"], "is not this project's dynamic-factor model: inputs are ['x']"),
     (["--opset", "9"], "needs opset 11 or newer"),
     (["--exporter", "dynamo", "--opset", "17"], "needs opset 18 or newer"),
     (["--exporter", "tflite"], "invalid choice"),
     (["--output-dir", "notes.txt/out"], "is not a folder"),
+    (["--image", "photos", "--factor", "3", "--output-dir", "photos"], "would overwrite an input image"),
 ]
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message) -> None:
-    (tmp_path / "notes.txt").write_text("not an image")
+    for name, make in SETUP.items():
+        if name in args or any(a.startswith(f"{name}/") for a in args):
+            make(tmp_path / name)
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 2, f"exit {result.returncode}, expected 2\n{result.stderr}"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], f"expected one line with {message!r}, got:\n{result.stderr}"
-    assert "Traceback" not in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"], "a failed run must write nothing"
+    assert "Traceback" not in result.stderr and "must never run" not in result.stdout
+    after = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert after == before, f"a failed run must write nothing: new files {sorted(set(after) - set(before))}"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes files whatever their permissions")
+@pytest.mark.parametrize("case", ["unreadable image", "read-only output folder"])
+def test_permission_problems_exit_2(tmp_path, case) -> None:
+    if case == "unreadable image":
+        image = tmp_path / "locked.png"
+        image.write_bytes((ROOT / "face.png").read_bytes())
+        image.chmod(0)
+        args, message = ["--image", str(image)], "cannot read"
+    else:
+        folder = tmp_path / "locked"
+        folder.mkdir()
+        folder.chmod(0o555)
+        args, message = ["--output-dir", str(folder)], "is not writable"
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
 @pytest.mark.skipif(cuda_skip_reason() is None, reason="CUDA is available here, so --device cuda is not an error")
