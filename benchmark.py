@@ -314,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["--worker"]:
         return worker_main(argv[1])
-    parser = sd._OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sd.OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--case", type=case_arg, action="append", metavar="HxWxF",
                         help=f"input size and factor, repeatable (default: {', '.join(CASES)})")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="(default: %(default)s)")
@@ -341,6 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except sd.SrcnnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return sd.EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return sd.EXIT_INTERRUPTED
     print(describe_machine(args.device, args.threads, reference, args.matmul_side))
     print(f"median of {args.runs} runs after {WARMUP_RUNS} warm-up; peak/idle MB: the worker process's resident set")
     print(format_table(rows))

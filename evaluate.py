@@ -147,7 +147,7 @@ def face_figure(model: sd.SuperResolutionNet, path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sd.OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, metavar="DIR", help="folder of high-resolution images (default: the validation photos)")
     parser.add_argument("--factor", type=sd.factor_arg, action="append", metavar="F",
                         help=f"repeatable (default: {', '.join(srdata.EVAL_FACTORS)})")
@@ -171,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except sd.SrcnnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return sd.EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: no partial files were left", file=sys.stderr)
+        return sd.EXIT_INTERRUPTED
     print(format_table(rows, args.per_image))
     worst = max(rows, key=lambda r: abs(r.ort_psnr - r.srcnn.psnr))
     if abs(worst.ort_psnr - worst.srcnn.psnr) > ORT_PSNR_TOLERANCE:

@@ -1159,7 +1159,7 @@ def upscale(model: SuperResolutionNet, runner: OrtRunner, path: Path, picture: P
     return rows
 
 
-class _OneLineErrorParser(argparse.ArgumentParser):
+class OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")  # one line, like every other error here
 
@@ -1173,7 +1173,7 @@ def factor_arg(text: str) -> Factor:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = _OneLineErrorParser(
+    parser = OneLineErrorParser(
         description="Super-resolve an image with SRCNN at runtime upscale factors: PyTorch, then one ONNX export "
         "(traced at x3), then ONNX Runtime at every factor, compared with PyTorch.",
         epilog=f"exit codes: {EXIT_OK} all factors match within {PARITY_ATOL:g}; {EXIT_MISMATCH} ONNX Runtime and "

@@ -13,6 +13,7 @@ mean Y-PSNR on the validation photos is kept.
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import math
 import sys
@@ -134,7 +135,7 @@ def train(
     validation_photos: tuple[str, ...] = srdata.VALIDATION_PHOTOS,
     validate_every: int = VALIDATE_EVERY, progress: bool = True,
 ) -> TrainResult:
-    """Train from the identity and write the best state dict (by validation PSNR) to `out`."""
+    """Train from the identity and write the best state dict (by validation PSNR) to `out` when done."""
     torch.manual_seed(seed)
     model = sd.SuperResolutionNet()
     identity_init(model)
@@ -147,7 +148,7 @@ def train(
     model.eval()
     best_psnr = initial_psnr = validate(model, val_set)  # the identity: bicubic's PSNR
     best_step, start, history = 0, time.perf_counter(), [(0, initial_psnr)]
-    sd.save_state_dict(model.state_dict(), out)
+    best_state = copy.deepcopy(model.state_dict())  # kept in memory: `out` is written once, at the end
     log.info("validation Y-PSNR at the start (bicubic): %.3f dB", initial_psnr)
     bar = tqdm(range(1, steps + 1), desc="train", disable=not progress, dynamic_ncols=True, file=sys.stderr)
     for step in bar:
@@ -165,15 +166,16 @@ def train(
             history.append((step, psnr))
             if psnr > best_psnr:
                 best_psnr, best_step = psnr, step
-                sd.save_state_dict(model.state_dict(), out)
+                best_state = copy.deepcopy(model.state_dict())
             bar.set_postfix(loss=f"{loss.item():.2e}", val_psnr=f"{psnr:.3f}", best=f"{best_psnr:.3f}@{best_step}")
         elif step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.2e}", best=f"{best_psnr:.3f}@{best_step}")
+    sd.save_state_dict(best_state, out)  # atomically: an interrupted run leaves `out` as it was
     return TrainResult(best_psnr, best_step, initial_psnr, time.perf_counter() - start, history)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sd.OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=STEPS, metavar="N", help="Adam steps (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N", help="patches per step (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=sd.DEFAULT_WEIGHTS, metavar="PATH",
@@ -190,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     log.info("training on %d photos, validating on %s; torch threads: %d", len(srdata.TRAINING_PHOTOS),
              ", ".join(srdata.VALIDATION_PHOTOS), torch.get_num_threads())
-    result = train(steps=args.steps, batch_size=args.batch_size, out=args.out, seed=args.seed)
+    try:
+        result = train(steps=args.steps, batch_size=args.batch_size, out=args.out, seed=args.seed)
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.out} was not written", file=sys.stderr)
+        return sd.EXIT_INTERRUPTED
     log.info("best validation Y-PSNR %.3f dB at step %d (bicubic %.3f dB, gain %+.3f dB); %.1f min; wrote %s",
              result.best_psnr, result.best_step, result.initial_psnr, result.best_psnr - result.initial_psnr,
              result.seconds / 60, args.out)

@@ -66,3 +66,25 @@ def test_a_few_training_steps_are_reproducible(tmp_path) -> None:
     train.identity_init(start)
     result_model = sd.build_model(tmp_path / "a.pth")  # loads through the application's own checks
     assert result_model.conv1.weight.shape == start.conv1.weight.shape
+
+
+def test_interrupted_training_writes_nothing(tmp_path, monkeypatch, capsys) -> None:
+    """Ctrl-C during training: exit 130 and `--out` untouched (the best checkpoint is written only at the end)."""
+    out = tmp_path / "weights.pth"
+    out.write_bytes(b"previous weights")
+    real_validate = train.validate
+    calls = []
+
+    def validate_then_interrupt(*args, **kwargs):  # the first validation is at step 0, the second at step 2
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(train, "validate", validate_then_interrupt)
+    monkeypatch.setattr(train.train, "__kwdefaults__", {**train.train.__kwdefaults__, "validate_every": 2, "progress": False})
+    code = train.main(["--steps", "4", "--batch-size", "2", "--out", str(out)])
+    assert code == sd.EXIT_INTERRUPTED, f"exit {code}"
+    assert out.read_bytes() == b"previous weights", "an interrupted run must leave --out as it was"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.pth"], "no temporary files"
+    assert "interrupted" in capsys.readouterr().err

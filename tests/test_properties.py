@@ -1,0 +1,61 @@
+"""Property-based tests: factor parsing over generated text, and ONNX Runtime vs PyTorch over random small shapes
+and factors anywhere in [1, 6] (hypothesis draws them; a failure prints the smallest example it found)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import srcnn_dynamic as sd
+
+factors = st.floats(min_value=1.0, max_value=6.0, allow_nan=False, allow_infinity=False)
+
+
+@given(st.text(max_size=12))
+def test_any_text_parses_or_gives_a_one_line_error(text) -> None:
+    try:
+        factor = sd.Factor.parse(text)
+    except sd.SrcnnError as exc:
+        assert "\n" not in str(exc), f"multi-line message for {text!r}: {exc}"
+        return
+    for value in (factor.height, factor.width):
+        assert math.isfinite(value) and value >= sd.MIN_FACTOR, f"{text!r} parsed to {factor}"
+
+
+@given(factors, factors)
+def test_valid_factors_round_trip(height, width) -> None:
+    factor = sd.Factor.parse(f"{height!r}x{width!r}")
+    assert factor == sd.Factor(height, width)
+    assert sd.Factor.parse(factor.tag) == sd.Factor(float(f"{height:g}"), float(f"{width:g}")), factor.tag
+    assert sd.Factor.parse(repr(height)) == sd.Factor(height, height)
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not (math.isfinite(v) and v >= 1.0)))
+def test_out_of_range_factors_are_refused(value) -> None:
+    try:
+        sd.Factor.parse(repr(value))
+    except sd.SrcnnError as exc:
+        assert "finite number >= 1" in str(exc), str(exc)
+    else:
+        raise AssertionError(f"{value!r} was accepted")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    height=st.integers(1, 24), width=st.integers(1, 24), batch=st.integers(1, 2),
+    fh=factors, fw=factors, resize=st.sampled_from(sd.ORT_RESIZES), seed=st.integers(0, 2**16),
+)
+def test_onnxruntime_matches_pytorch_anywhere(height, width, batch, fh, fw, resize, seed, model, session_for) -> None:
+    factor = sd.Factor(fh, fw)
+    image = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
+    expected = sd.run_torch(model, image, factor)
+    actual = sd.run_session(session_for("torchscript", "cpu", resize), image.numpy(), factor)
+    assert actual.shape == expected.shape == (batch, 3, *factor.output_size(height, width)), (
+        f"{image.shape} x({fh!r}, {fw!r}): ORT {actual.shape}, PyTorch {expected.shape}"
+    )
+    diff = float(np.max(np.abs(expected - actual)))
+    assert diff <= sd.PARITY_ATOL, f"{image.shape} x({fh!r}, {fw!r}), resize={resize}: max |ORT - PyTorch| = {diff:.3e}"
