@@ -155,6 +155,16 @@ def resized_length(length: int, scale: float) -> int:
     return int(np.floor(np.float32(length) * np.float32(scale)))
 
 
+def resize_keeps_the_size(height: int, width: int, factor: Factor) -> bool:
+    """True when a factor other than 1x1 leaves the image's size unchanged (floor(L * f) == L on both axes).
+
+    ONNX Runtime's Resize (1.32) then returns its input unchanged instead of sampling at (x + 0.5) / f - 0.5 as
+    the ONNX spec and PyTorch do, so the graph *as exported* differs from PyTorch; the default matmul rewrite
+    (resize_as_matmul) follows the spec. It needs f < 1 + 1/L on both axes: tiny images or factors very near 1.
+    """
+    return factor.output_size(height, width) == (height, width) and (factor.height, factor.width) != (1.0, 1.0)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The resize: a custom op for torch.export, wrapped in NewInterpolate for the TorchScript exporter
 
@@ -1149,6 +1159,9 @@ def upscale(model: SuperResolutionNet, runner: OrtRunner, path: Path, picture: P
         factor_tile = choose_tile(height, width, factor, tile)
         if factor_tile is not None:
             log.info("%s x%s: tiles of %d px (--tile 0 runs untiled)", path.name, factor.tag, factor_tile)
+        if runner.resize == "resize" and resize_keeps_the_size(height, width, factor):
+            log.warning("%s x%s: the size does not change, and ONNX Runtime's Resize then returns its input as it"
+                        " is; expect a mismatch (--ort-resize matmul follows the factor)", path.name, factor.tag)
         torch_out, torch_ms = timed(lambda: run_torch(model, picture.rgb, factor, factor_tile), runs)
         ort_out, ort_ms = timed(lambda: runner(picture.rgb.numpy(), factor, factor_tile), runs)
         alpha = None if picture.alpha is None else upscale_alpha(picture.alpha, factor)

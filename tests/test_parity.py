@@ -69,3 +69,31 @@ def test_parity_check_can_fail(model, session_for) -> None:
     other = sd.SuperResolutionNet().eval()  # different random weights from those exported
     diff = float(np.max(np.abs(sd.run_torch(other, image, factor) - sd.run_session(session_for("torchscript", "cpu"), image.numpy(), factor))))
     assert diff > 100 * sd.PARITY_ATOL, f"a different model should not match: max diff {diff:.3e}"
+
+
+# (height, width, factor): a factor other than 1x1 under which floor(L * f) == L on both axes
+KEPT_SIZE_CASES = [(3, 3, "1.25x1"), (4, 4, "1.1"), (2, 1, "1.25x1.5"), (9, 9, "1.1")]
+
+
+@pytest.mark.parametrize(("height", "width", "factor_text"), KEPT_SIZE_CASES)
+def test_onnxruntime_resize_copies_when_the_size_does_not_change(height, width, factor_text, model, session_for) -> None:
+    """ONNX Runtime 1.32's Resize returns its input unchanged when the output size equals the input size.
+
+    The ONNX spec (and PyTorch) sample at (x + 0.5) / scale - 0.5 whatever the sizes, so a 3x3 image at x1.25
+    is still resampled. It needs f < 1 + 1/L on both axes: tiny images or factors near 1. The exported graph then
+    differs from PyTorch, and the matmul rewrite (the default session) does not. If this test fails, ONNX
+    Runtime has changed: drop the exception in test_properties.py and the warning in srcnn_dynamic.upscale().
+    """
+    factor = sd.Factor.parse(factor_text)
+    assert sd.resize_keeps_the_size(height, width, factor), "the case must keep the size"
+    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(5))
+    expected = sd.run_torch(model, image, factor)
+    as_onnxruntime_does = sd.run_torch(model, image, sd.Factor(1.0, 1.0))  # no resampling at all
+    exported = sd.run_session(session_for("torchscript", "cpu", "resize"), image.numpy(), factor)
+    rewritten = sd.run_session(session_for("torchscript", "cpu", "matmul"), image.numpy(), factor)
+    copied = float(np.max(np.abs(exported - as_onnxruntime_does)))
+    assert copied <= sd.PARITY_ATOL, f"ONNX Runtime's Resize no longer copies its input ({copied:.3e})"
+    followed = float(np.max(np.abs(exported - expected)))
+    assert followed > 10 * sd.PARITY_ATOL, f"ONNX Runtime's Resize now follows the factor ({followed:.3e})"
+    diff = float(np.max(np.abs(rewritten - expected)))
+    assert diff <= sd.PARITY_ATOL, f"matmul rewrite: max |ORT - PyTorch| = {diff:.3e}"

@@ -4,14 +4,17 @@ and factors anywhere in [1, 6] (hypothesis draws them; a failure prints the smal
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import srcnn_dynamic as sd
 
+# 40 draws keep the suite quick; PARITY_EXAMPLES=1500 python -m pytest tests/test_properties.py searches deeper
+PARITY_EXAMPLES = int(os.environ.get("PARITY_EXAMPLES", "40"))
 factors = st.floats(min_value=1.0, max_value=6.0, allow_nan=False, allow_infinity=False)
 
 
@@ -44,13 +47,17 @@ def test_out_of_range_factors_are_refused(value) -> None:
         raise AssertionError(f"{value!r} was accepted")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=PARITY_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     height=st.integers(1, 24), width=st.integers(1, 24), batch=st.integers(1, 2),
     fh=factors, fw=factors, resize=st.sampled_from(sd.ORT_RESIZES), seed=st.integers(0, 2**16),
 )
 def test_onnxruntime_matches_pytorch_anywhere(height, width, batch, fh, fw, resize, seed, model, session_for) -> None:
     factor = sd.Factor(fh, fw)
+    # ONNX Runtime's own Resize returns its input as it is when the size does not change (e.g. 3x3 at x1.25 ->
+    # 3x3); test_parity.py::test_onnxruntime_resize_copies_when_the_size_does_not_change pins that down. The
+    # matmul rewrite (the default) follows the factor as PyTorch does, so it is tested on every draw.
+    assume(resize == "matmul" or not sd.resize_keeps_the_size(height, width, factor))
     image = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
     expected = sd.run_torch(model, image, factor)
     actual = sd.run_session(session_for("torchscript", "cpu", resize), image.numpy(), factor)
