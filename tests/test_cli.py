@@ -167,3 +167,16 @@ def test_cuda_run(tmp_path) -> None:
     result = run_cli("--device", "cuda", cwd=tmp_path)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr}"
     assert "CUDAExecutionProvider" in result.stderr, f"the log should name the provider used:\n{result.stderr}"
+
+
+def test_unwritable_output_folder_is_found_before_any_work(tmp_path, monkeypatch) -> None:
+    """Also where the tests run as root (which may write anywhere): the check asks os.access, so ask it to say no."""
+    import srcnn_dynamic as sd
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(sd.os, "access", lambda path, mode: False if Path(path) == locked else real_access(path, mode))
+    with pytest.raises(sd.SrcnnError, match="is not writable"):
+        sd.run(sd.DEFAULT_IMAGE, [sd.Factor.parse("2")], output_dir=locked / "out")
+    assert list(locked.iterdir()) == [], "nothing may be written"
