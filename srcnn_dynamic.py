@@ -16,8 +16,12 @@ Two exporters are supported:
                  implementation returns fresh dynamic sizes, and a `custom_translation_table` entry turns it
                  into the same `Resize` written in onnxscript.
 
+For speed, ONNX Runtime sessions run the graph with its cubic Resize rewritten in memory as two matrix
+products built from `factor` (resize_as_matmul; the .onnx file keeps the tutorial's Resize), and outputs over
+1024x1024 pixels are refined in tiles that give the untiled result (tile_boxes), in both runtimes.
+
 Pipeline, top to bottom: constants, factor parsing, the resize op and NewInterpolate, the model, weights,
-image I/O, export, ONNX Runtime sessions, comparison, main().
+image I/O, export, the Resize-as-matmul rewrite, ONNX Runtime sessions, tiled inference, comparison, main().
 """
 
 from __future__ import annotations
@@ -810,7 +814,8 @@ def run_torch(model: SuperResolutionNet, image: torch.Tensor, factor: Factor, ti
             upsampled = model.upsample(image.to(device), factor.tensor(device))  # (N, 3, H', W'): 3 channels, small
             out = torch.empty_like(upsampled)
             for box in _progress(tile_boxes(upsampled.shape[2], upsampled.shape[3], tile, model.halo)):
-                out[..., box.out_rows, box.out_cols] = model.refine(upsampled[..., box.rows, box.cols])[..., box.keep_rows, box.keep_cols]
+                refined = model.refine(upsampled[..., box.rows, box.cols])  # tile plus halo
+                out[..., box.out_rows, box.out_cols] = refined[..., box.keep_rows, box.keep_cols]
     return out.cpu().numpy()
 
 
@@ -825,6 +830,7 @@ def run_torch(model: SuperResolutionNet, image: torch.Tensor, factor: Factor, ti
 TILE_ATOL = 1e-5  # tiled vs untiled on [0, 1]: the same arithmetic per pixel, so only the order of sums may differ
 TILE_ABOVE_PIXELS = 1024 * 1024  # outputs larger than this are tiled unless --tile 0 (conv1's map: 256 MiB here)
 DEFAULT_TILE = 512  # output pixels a side: the halo adds (512 + 12)^2 / 512^2 - 1 = 5% work; ~70 MiB for conv1
+PROGRESS_MIN_TILES = 8  # fewer tiles finish in about a second: no progress bar
 
 
 @dataclass(frozen=True)
@@ -878,8 +884,6 @@ def _progress(boxes: list[TileBox]) -> Iterator[TileBox]:
         return iter(boxes)
     return iter(tqdm(boxes, desc="tiles", unit="tile", leave=False, disable=None, file=sys.stderr))
 
-
-PROGRESS_MIN_TILES = 8  # fewer tiles finish in about a second: no bar
 
 
 class OrtRunner:
