@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -48,7 +49,6 @@ import onnx
 import onnxruntime as ort
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from tqdm import tqdm
 
 log = logging.getLogger("srcnn_dynamic")
@@ -571,7 +571,7 @@ def _export_dynamo(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     assert program is not None, "torch.onnx.export(dynamo=True) returns an ONNXProgram"
     proto = program.model_proto  # a small model: the weights stay inside the one .onnx file
     # The output height and width are new symbols ("u0", "u1"); name them as the TorchScript export does.
-    for dim, name in zip(proto.graph.output[0].type.tensor_type.shape.dim[2:], ("out_height", "out_width")):
+    for dim, name in zip(proto.graph.output[0].type.tensor_type.shape.dim[2:], ("out_height", "out_width"), strict=True):
         if dim.HasField("dim_param"):
             dim.dim_param = name
     onnx.save(proto, path)
@@ -1005,7 +1005,7 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
 
     def render(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     return "\n".join([render(lines[0]), render(["-" * w for w in widths]), *map(render, lines[1:])])
 
@@ -1173,8 +1173,8 @@ def upscale(model: SuperResolutionNet, runner: OrtRunner, path: Path, picture: P
         if runner.resize == "resize" and resize_keeps_the_size(height, width, factor):
             log.warning("%s x%s: the size does not change, and ONNX Runtime's Resize then returns its input as it"
                         " is; expect a mismatch (--ort-resize matmul follows the factor)", path.name, factor.tag)
-        torch_out, torch_ms = timed(lambda: run_torch(model, picture.rgb, factor, factor_tile), runs)
-        ort_out, ort_ms = timed(lambda: runner(picture.rgb.numpy(), factor, factor_tile), runs)
+        torch_out, torch_ms = timed(functools.partial(run_torch, model, picture.rgb, factor, factor_tile), runs)
+        ort_out, ort_ms = timed(functools.partial(runner, picture.rgb.numpy(), factor, factor_tile), runs)
         alpha = None if picture.alpha is None else upscale_alpha(picture.alpha, factor)
         torch_path, ort_path = result_paths(path, factor, output_dir)
         write_picture(torch_path, torch_out, picture, alpha)

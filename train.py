@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
