@@ -66,3 +66,23 @@ def test_onnxruntime_matches_pytorch_anywhere(height, width, batch, fh, fw, resi
     )
     diff = float(np.max(np.abs(expected - actual)))
     assert diff <= sd.PARITY_ATOL, f"{image.shape} x({fh!r}, {fw!r}), resize={resize}: max |ORT - PyTorch| = {diff:.3e}"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    height=st.integers(1, 20), width=st.integers(1, 20), fh=factors, fw=factors, tile=st.integers(7, 48),
+    seed=st.integers(0, 2**16),
+)
+def test_tiles_anywhere_give_the_untiled_result(height, width, fh, fw, tile, seed, model, runner_for) -> None:
+    factor = sd.Factor(fh, fw)
+    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(seed))
+    untiled = sd.run_torch(model, image, factor)
+    tiled_runs = [  # PyTorch tiled against itself untiled; ONNX Runtime tiled against PyTorch, across runtimes
+        ("PyTorch", sd.run_torch(model, image, factor, tile), sd.TILE_ATOL),
+        ("ONNX Runtime", runner_for("torchscript", "cpu")(image.numpy(), factor, tile), sd.PARITY_ATOL),
+    ]
+    for name, tiled, atol in tiled_runs:
+        diff = float(np.max(np.abs(tiled - untiled)))
+        assert diff <= atol, (
+            f"{name}, {image.shape} x({fh!r}, {fw!r}), tiles of {tile}: max |tiled - untiled PyTorch| = {diff:.3e}"
+        )
