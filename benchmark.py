@@ -338,12 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="srcnn-benchmark-") as folder:
             rows, reference = benchmark(cases, device=args.device, threads=args.threads, runs=args.runs,
                                         weights=args.weights, folder=Path(folder), matmul_side=args.matmul_side)
-    except sd.SrcnnError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return sd.EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return sd.EXIT_INTERRUPTED
+    except (sd.SrcnnError, KeyboardInterrupt) as exc:
+        return sd.exit_code_for(exc)
     print(describe_machine(args.device, args.threads, reference, args.matmul_side))
     print(f"median of {args.runs} runs after {WARMUP_RUNS} warm-up; peak/idle MB: the worker process's resident set")
     print(format_table(rows))

@@ -168,12 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = evaluate(model, session, images, factors)
         if args.figure:
             face_figure(model, args.figure)
-    except sd.SrcnnError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return sd.EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted: no partial files were left", file=sys.stderr)
-        return sd.EXIT_INTERRUPTED
+    except (sd.SrcnnError, KeyboardInterrupt) as exc:
+        return sd.exit_code_for(exc)
     print(format_table(rows, args.per_image))
     worst = max(rows, key=lambda r: abs(r.ort_psnr - r.srcnn.psnr))
     if abs(worst.ort_psnr - worst.srcnn.psnr) > ORT_PSNR_TOLERANCE:

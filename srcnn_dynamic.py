@@ -1183,6 +1183,15 @@ def upscale(model: SuperResolutionNet, runner: OrtRunner, path: Path, picture: P
     return rows
 
 
+def exit_code_for(exc: SrcnnError | KeyboardInterrupt) -> int:
+    """Report a user mistake or Ctrl-C in one line on stderr; return the documented exit code."""
+    if isinstance(exc, KeyboardInterrupt):  # atomic_path has removed any half-written file on the way out
+        print("interrupted: no partial files were left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"error: {exc}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")  # one line, like every other error here
@@ -1275,12 +1284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ort_resize=args.ort_resize,
             onnx_model=args.onnx,
         )
-    except SrcnnError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:  # atomic_path has removed any half-written file on the way out
-        print("interrupted: no partial files were left", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except (SrcnnError, KeyboardInterrupt) as exc:
+        return exit_code_for(exc)
     if report.rows:
         print(format_table(report.rows))
     if failed := [r for r in report.rows if not r.ok]:

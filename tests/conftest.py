@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,12 +39,11 @@ def model() -> sd.SuperResolutionNet:
 
 @pytest.fixture(scope="session")
 def model_on(model: sd.SuperResolutionNet) -> Callable[[str], sd.SuperResolutionNet]:
-    cache: dict[str, sd.SuperResolutionNet] = {}
+    """model_on(device): a copy of the seeded model on that device, made once."""
 
+    @functools.cache
     def get(device: str) -> sd.SuperResolutionNet:
-        if device not in cache:
-            cache[device] = copy.deepcopy(model).to(device)
-        return cache[device]
+        return copy.deepcopy(model).to(device)
 
     return get
 
@@ -51,14 +51,12 @@ def model_on(model: sd.SuperResolutionNet) -> Callable[[str], sd.SuperResolution
 @pytest.fixture(scope="session")
 def onnx_path(model: sd.SuperResolutionNet, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """onnx_path(exporter): the model exported once with that exporter, at x3 and EXPORT_SHAPE."""
-    cache: dict[str, Path] = {}
 
+    @functools.cache
     def get(exporter: str) -> Path:
-        if exporter not in cache:
-            path = tmp_path_factory.mktemp(exporter) / "srcnn3.onnx"
-            sd.export_onnx(model, path, sample=torch.rand(EXPORT_SHAPE), exporter=exporter)
-            cache[exporter] = path
-        return cache[exporter]
+        path = tmp_path_factory.mktemp(exporter) / "srcnn3.onnx"
+        sd.export_onnx(model, path, sample=torch.rand(EXPORT_SHAPE), exporter=exporter)
+        return path
 
     return get
 
@@ -66,12 +64,10 @@ def onnx_path(model: sd.SuperResolutionNet, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="session")
 def session_for(onnx_path: Callable[[str], Path]) -> Callable[..., ort.InferenceSession]:
     """session_for(exporter, device, resize="matmul"): one ONNX Runtime session per combination, reused."""
-    cache: dict[tuple[str, str, str], ort.InferenceSession] = {}
 
+    @functools.cache
     def get(exporter: str, device: str, resize: str = "matmul") -> ort.InferenceSession:
-        if (exporter, device, resize) not in cache:
-            cache[exporter, device, resize] = sd.create_session(onnx_path(exporter), device, resize=resize)
-        return cache[exporter, device, resize]
+        return sd.create_session(onnx_path(exporter), device, resize=resize)
 
     return get
 
@@ -79,11 +75,9 @@ def session_for(onnx_path: Callable[[str], Path]) -> Callable[..., ort.Inference
 @pytest.fixture(scope="session")
 def runner_for(onnx_path: Callable[[str], Path]) -> Callable[..., sd.OrtRunner]:
     """runner_for(exporter, device, resize="matmul"): one OrtRunner (whole graph and tiled) per combination."""
-    cache: dict[tuple[str, str, str], sd.OrtRunner] = {}
 
+    @functools.cache
     def get(exporter: str, device: str, resize: str = "matmul") -> sd.OrtRunner:
-        if (exporter, device, resize) not in cache:
-            cache[exporter, device, resize] = sd.OrtRunner(onnx_path(exporter), device, resize=resize)
-        return cache[exporter, device, resize]
+        return sd.OrtRunner(onnx_path(exporter), device, resize=resize)
 
     return get
