@@ -391,9 +391,13 @@ def read_picture(path: Path) -> Picture:
         raise SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
     if data.size == 0:
         raise SrcnnError(f"cannot read {path} as an image: the file is empty")
-    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # keeps grey, alpha and 16 bits
+    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # keeps grey, alpha and 16 bits, but ignores EXIF
     if pixels is None:
         raise SrcnnError(f"cannot read {path} as an image (OpenCV could not decode it)")
+    if pixels.ndim == 2 or pixels.shape[2] != 4:
+        # The same pixels, turned upright as the camera's EXIF orientation says (phone photos): without alpha,
+        # ANYDEPTH | ANYCOLOR keeps grey and 16 bits and applies the orientation, as image viewers do.
+        pixels = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if pixels.dtype not in DEPTH_MAX:
         raise SrcnnError(f"{path} has {pixels.dtype} pixels; 8-bit and 16-bit images are supported")
     values = pixels.astype(np.float32) / DEPTH_MAX[pixels.dtype]

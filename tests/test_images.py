@@ -109,3 +109,14 @@ def test_folder_mode_skips_a_bad_file_and_says_so(tmp_path) -> None:
     assert written == ["grey_ort_2.png", "grey_torch_2.png", "photo_ort_2.jpg", "photo_torch_2.jpg", "rgba_ort_2.png",
                        "rgba_torch_2.png", "srcnn3.onnx"], written
     assert sum(line.split()[0] in {"grey.png", "rgba.png", "photo.jpg"} for line in done.stdout.splitlines()) == 3, done.stdout
+
+
+def test_exif_orientation_is_applied(tmp_path) -> None:
+    """A phone photo stored sideways with EXIF orientation 6 (rotate 90 degrees) is read upright, as viewers show it."""
+    from PIL import Image  # Pillow comes with scikit-image
+
+    path = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the stored 20x40 picture is shown rotated to 40x20
+    Image.fromarray(face((20, 40))[:, :, ::-1]).save(path, exif=exif, quality=95)
+    assert sd.read_picture(path).rgb.shape == (1, 3, 40, 20), "EXIF orientation ignored"
