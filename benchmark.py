@@ -25,11 +25,9 @@ import json
 import logging
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,21 +118,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def time_runs(fn: Callable[[], object], runs: int, sync: Callable[[], None] = lambda: None) -> tuple[object, float]:
-    """Median wall time (ms) of `runs` calls after WARMUP_RUNS untimed ones, and the last result."""
-    result = None
-    for _ in range(WARMUP_RUNS):
-        result = fn()
-    sync()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        sync()
-        times.append((time.perf_counter() - start) * 1e3)
-    return result, statistics.median(times)
-
-
 def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weights: Path, threads: int,
             runs: int, output: Path) -> Measurement:
     torch.set_num_threads(threads)
@@ -155,7 +138,7 @@ def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weig
             def fn() -> np.ndarray:
                 return sd.run_torch(model, x, case.factor, tile)
         idle = peak_rss_mb()
-        result, ms = time_runs(fn, runs, sync)
+        result, ms = sd.timed(fn, runs, warmup=WARMUP_RUNS, sync=sync)
         out = result.cpu().numpy() if isinstance(result, torch.Tensor) else result
         if device == "cuda":
             gpu_peak = torch.cuda.max_memory_allocated() / 2**20
@@ -168,7 +151,7 @@ def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weig
             def fn() -> np.ndarray:
                 return runner(image, case.factor, tile)
         idle = peak_rss_mb()
-        result, ms = time_runs(fn, runs)  # run_with_iobinding returns after the GPU is done
+        result, ms = sd.timed(fn, runs, warmup=WARMUP_RUNS)  # run_with_iobinding returns after the GPU is done
         out = result if isinstance(result, np.ndarray) else result()
     np.save(output, out)
     return Measurement(config, case.name, tile, ms, idle, peak_rss_mb(), gpu_peak, str(output))
@@ -212,7 +195,7 @@ def matmul_gflops(device: sd.Device, threads: int, side: int = MATMUL_SIDE, runs
     saved = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = sd.CUDA_ALLOW_TF32  # float32 throughput, like the model's
     try:
-        _, ms = time_runs(lambda: torch.mm(a, b), runs, sync)
+        _, ms = sd.timed(lambda: torch.mm(a, b), runs, warmup=WARMUP_RUNS, sync=sync)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
     return 2.0 * side**3 / (ms / 1e3) / 1e9

@@ -58,10 +58,7 @@ def load_images(folder: Path | None) -> list[tuple[str, torch.Tensor]]:
         return [(name, srdata.to_tensor(srdata.load_photo(name))) for name in srdata.VALIDATION_PHOTOS]
     if not folder.is_dir():
         raise sd.SrcnnError(f"--images {folder}: not a folder")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in sd.IMAGE_SUFFIXES)
-    if not paths:
-        raise sd.SrcnnError(f"--images {folder}: no images ({', '.join(sorted(sd.IMAGE_SUFFIXES))})")
-    return [(p.name, sd.read_image(p)) for p in paths]
+    return [(p.name, sd.read_image(p)) for p in sd.image_paths(folder, option="--images")]
 
 
 def bicubic(lr: torch.Tensor, factor: sd.Factor) -> torch.Tensor:

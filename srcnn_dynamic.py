@@ -456,11 +456,6 @@ def to_uint8_bgr(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.rint(rgb * 255.0).astype(np.uint8), cv2.COLOR_RGB2BGR)
 
 
-def write_image(path: Path, image: np.ndarray) -> None:
-    """Write a (1, 3, H, W) RGB float image in [0, 1]; the file appears whole or not at all."""
-    write_bgr(path, to_uint8_bgr(image))
-
-
 def write_bgr(path: Path, bgr: np.ndarray) -> None:
     """Write an (H, W[, C]) OpenCV array (grey, BGR or BGRA) in the format of the file's suffix, atomically."""
     ok, encoded = cv2.imencode(path.suffix or ".png", bgr)
@@ -955,12 +950,21 @@ def refine_halo(proto: onnx.ModelProto) -> int:
 T = TypeVar("T")
 
 
-def timed(fn: Callable[[], T], runs: int = TIMING_RUNS) -> tuple[T, float]:
-    """Run `fn` `runs` times; return its last result and the median wall time in milliseconds."""
-    times, result = [], None
+def timed(fn: Callable[[], T], runs: int = TIMING_RUNS, *, warmup: int = 0,
+          sync: Callable[[], None] = lambda: None) -> tuple[T, float]:
+    """Run `fn` `warmup` times untimed, then `runs` times; return its last result and the median wall time (ms).
+
+    sync: called after each run inside the timing, e.g. torch.cuda.synchronize so GPU work is counted.
+    """
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    sync()
+    times = []
     for _ in range(runs):
         start = time.perf_counter()
         result = fn()
+        sync()
         times.append((time.perf_counter() - start) * 1e3)
     return result, statistics.median(times)  # type: ignore[return-value]
 
@@ -1061,14 +1065,22 @@ def check_output_dir(output_dir: Path) -> None:
         raise SrcnnError(f"output folder {output_dir} is not writable ({existing} does not allow writing)")
 
 
-def image_paths(image: Path) -> list[Path]:
-    """[image] for a file; the images in a folder (by suffix, sorted) for a folder."""
+def image_paths(image: Path, option: str = "--image") -> list[Path]:
+    """[image] for a file; the images in a folder (by suffix, sorted) for a folder. `option` names it in errors."""
     if not image.is_dir():
         return [image]
     paths = sorted(p for p in image.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise SrcnnError(f"--image {image}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise SrcnnError(f"{option} {image}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return paths
+
+
+def read_checked(path: Path, factors: Sequence[Factor], tile: int | None) -> Picture:
+    """read_picture, then refuse any factor whose output would be over the pixel limit (check_output_size)."""
+    picture = read_picture(path)
+    for factor in factors:
+        check_output_size(picture.rgb.shape[2], picture.rgb.shape[3], factor, tile)
+    return picture
 
 
 def result_paths(image: Path, factor: Factor, output_dir: Path) -> tuple[Path, Path]:
@@ -1118,9 +1130,7 @@ def run(
     images = image_paths(image_path)
     folder_mode = image_path.is_dir()
     if not folder_mode:  # one image: its problems are the run's problems, reported now
-        first = read_picture(images[0])
-        for factor in factors:
-            check_output_size(first.rgb.shape[2], first.rgb.shape[3], factor, tile)
+        first = read_checked(images[0], factors, tile)
     check_output_dir(output_dir)
     check_no_overwrite(images, factors, output_dir)
     proto = None
@@ -1152,9 +1162,7 @@ def run(
     bar = tqdm(images, desc="images", unit="image", disable=None if folder_mode else True, file=sys.stderr)
     for path in bar:
         try:
-            picture = first if not folder_mode else read_picture(path)
-            for factor in factors:
-                check_output_size(picture.rgb.shape[2], picture.rgb.shape[3], factor, tile)
+            picture = read_checked(path, factors, tile) if folder_mode else first
             report.rows += upscale(model, runner, path, picture, factors, output_dir, tile, runs)
         except SrcnnError as exc:
             if not folder_mode:
