@@ -13,9 +13,9 @@ in the same run with the same threads. Every output is compared with PyTorch eag
 
 Configurations:
   PyTorch eager     model(x, factor) under torch.inference_mode(), untiled: the baseline
-  PyTorch tiled     run_torch() as srcnn_dynamic.py runs it (tiles for large outputs)
+  PyTorch tiled     srcnn.tiling.run_torch() as python -m srcnn runs it (tiles for large outputs)
   ORT as exported   the exported graph (cubic Resize) in a default ONNX Runtime session, untiled
-  ORT               as srcnn_dynamic.py runs it: Resize rewritten to matrix products, tiles for large outputs
+  ORT               as python -m srcnn runs it: Resize rewritten to matrix products, tiles for large outputs
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ import onnxruntime as ort
 import torch
 
 import srcnn_dynamic as sd
+from srcnn.errors import exit_code_for
+from srcnn.images import read_picture
+from srcnn.runtime import OrtResize, OrtRunner, load_onnx
+from srcnn.tiling import choose_tile, halo, run_torch
+from srcnn.weights import load_model
 
 log = logging.getLogger("benchmark")
 
@@ -93,7 +98,7 @@ class Case:
 
     def image(self) -> np.ndarray:
         """face.png resized to the case's input size: a real photo, the same in every worker. (1, 3, H, W)"""
-        face = sd.read_image(sd.DEFAULT_IMAGE)[0].permute(1, 2, 0).numpy()  # (256, 256, 3)
+        face = read_picture(sd.DEFAULT_IMAGE).rgb[0].permute(1, 2, 0).numpy()  # (256, 256, 3)
         resized = cv2.resize(face, (self.width, self.height), interpolation=cv2.INTER_CUBIC)
         return np.ascontiguousarray(np.clip(resized, 0.0, 1.0).transpose(2, 0, 1)[None])
 
@@ -123,12 +128,12 @@ def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weig
     torch.set_num_threads(threads)
     image = case.image()  # (1, 3, H, W)
     sync: Callable[[], None] = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    tile = sd.choose_tile(case.height, case.width, case.factor, None) if config.endswith(("tiled", "ort")) else None
+    tile = choose_tile(case.height, case.width, case.factor, None) if config.endswith(("tiled", "ort")) else None
     if device == "cuda":
         tile = None
     gpu_peak = None
     if config.startswith("pytorch"):
-        model = sd.build_model(weights).to(device)
+        model = load_model(weights).to(device)
         x, factor = torch.from_numpy(image).to(device), case.factor.tensor(device)
         if config == "pytorch":
             def fn() -> torch.Tensor:
@@ -136,15 +141,15 @@ def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weig
                     return model(x, factor)
         else:
             def fn() -> np.ndarray:
-                return sd.run_torch(model, x, case.factor, tile)
+                return run_torch(model, x, case.factor, tile)
         idle = peak_rss_mb()
         result, ms = sd.timed(fn, runs, warmup=WARMUP_RUNS, sync=sync)
         out = result.cpu().numpy() if isinstance(result, torch.Tensor) else result
         if device == "cuda":
             gpu_peak = torch.cuda.max_memory_allocated() / 2**20
     else:
-        resize: sd.OrtResize = "resize" if config == "ort-exported" else "matmul"
-        runner = sd.OrtRunner(onnx_path, device, resize=resize, threads=threads)
+        resize: OrtResize = "resize" if config == "ort-exported" else "matmul"
+        runner = OrtRunner(load_onnx(onnx_path), halo(sd.SuperResolutionNet()), device, resize=resize, threads=threads)
         if device == "cuda":
             fn = _io_binding_runner(runner.session, image, case.factor)
         else:
@@ -228,9 +233,9 @@ class Row:
 def benchmark(cases: Sequence[Case], *, device: sd.Device, threads: int, runs: int, weights: Path,
               folder: Path, matmul_side: int = MATMUL_SIDE) -> tuple[list[Row], float]:
     """Every configuration on every case, and the matmul reference; returns the rows and the matmul GFLOP/s."""
-    model = sd.build_model(weights)
+    model = load_model(weights)
     onnx_path = folder / "srcnn3.onnx"
-    sd.export_onnx(model, onnx_path, sample=torch.rand(1, 3, 64, 64))  # the tutorial's graph, as shipped
+    sd.export_onnx(model, onnx_path)  # the tutorial's graph, as shipped
     log.info("measuring float32 matmul throughput (%d^3 torch.mm, %d threads)", matmul_side, threads)
     reference_gflops = matmul_gflops(device, threads, matmul_side)
     configs = CUDA_CONFIGS if device == "cuda" else CPU_CONFIGS
@@ -238,7 +243,7 @@ def benchmark(cases: Sequence[Case], *, device: sd.Device, threads: int, runs: i
     for case in cases:
         baseline: Measurement | None = None
         baseline_out: np.ndarray | None = None
-        tiled = device == "cpu" and sd.choose_tile(case.height, case.width, case.factor, None) is not None
+        tiled = device == "cpu" and choose_tile(case.height, case.width, case.factor, None) is not None
         for config in configs:
             if config == "pytorch-tiled" and not tiled:
                 continue  # untiled, it is PyTorch eager again
@@ -322,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows, reference = benchmark(cases, device=args.device, threads=args.threads, runs=args.runs,
                                         weights=args.weights, folder=Path(folder), matmul_side=args.matmul_side)
     except (sd.SrcnnError, KeyboardInterrupt) as exc:
-        return sd.exit_code_for(exc)
+        return exit_code_for(exc)
     print(describe_machine(args.device, args.threads, reference, args.matmul_side))
     print(f"median of {args.runs} runs after {WARMUP_RUNS} warm-up; peak/idle MB: the worker process's resident set")
     print(format_table(rows))

@@ -5,7 +5,7 @@
     python evaluate.py --figure docs/face_sr.png
 
 Each high-resolution image is cropped to sides that are multiples of the factor and degraded by antialiased
-bicubic downsampling to 8 bits (srdata.make_pair). Bicubic is the model's own first stage (the Resize alone);
+bicubic downsampling to 8 bits (srcnn.data.make_pair). Bicubic is the model's own first stage (the Resize alone);
 SRCNN is the whole model, run in PyTorch and through the exported ONNX model with ONNX Runtime, which must
 agree within ORT_PSNR_TOLERANCE. PSNR and SSIM are measured on BT.601 luma with ceil(factor) border pixels
 cropped, the convention of the super-resolution literature.
@@ -27,7 +27,11 @@ import onnxruntime as ort
 import torch
 
 import srcnn_dynamic as sd
-import srdata
+from srcnn import data
+from srcnn.errors import exit_code_for, factor_arg
+from srcnn.images import image_paths, read_picture, write_image
+from srcnn.runtime import create_session
+from srcnn.weights import load_model
 
 log = logging.getLogger("evaluate")
 
@@ -41,24 +45,27 @@ FIGURE_FACTORS = ("3", "4")
 
 @dataclass(frozen=True)
 class Row:
+    """Bicubic and SRCNN on one image at one factor, and SRCNN's PSNR through ONNX Runtime."""
+
     image: str
     factor: sd.Factor
-    bicubic: srdata.Scores
-    srcnn: srdata.Scores
+    bicubic: data.Scores
+    srcnn: data.Scores
     ort_psnr: float
 
     @property
     def gain(self) -> float:
+        """SRCNN's PSNR gain over bicubic, in dB."""
         return self.srcnn.psnr - self.bicubic.psnr
 
 
 def load_images(folder: Path | None) -> list[tuple[str, torch.Tensor]]:
     """(name, (1, 3, H, W) RGB in [0, 1]) for the validation photos, or for every image in `folder`."""
     if folder is None:
-        return [(name, srdata.to_tensor(srdata.load_photo(name))) for name in srdata.VALIDATION_PHOTOS]
+        return [(name, data.load_photo_tensor(name)) for name in data.VALIDATION_PHOTOS]
     if not folder.is_dir():
         raise sd.SrcnnError(f"--images {folder}: not a folder")
-    return [(p.name, sd.read_image(p)) for p in sd.image_paths(folder, option="--images")]
+    return [(p.name, read_picture(p).rgb) for p in image_paths(folder, option="--images")]
 
 
 def bicubic(lr: torch.Tensor, factor: sd.Factor) -> torch.Tensor:
@@ -75,15 +82,14 @@ def evaluate(
     """Bicubic, SRCNN in PyTorch and SRCNN in ONNX Runtime on every image at every factor."""
     rows = []
     for factor in factors:
-        fhw = (factor.height, factor.width)
         for name, image in images:
-            lr, hr = srdata.make_pair(image, fhw)
+            lr, hr = data.make_pair(image, factor)
             with torch.inference_mode():
                 sr = model(lr, factor.tensor())
             sr_ort = torch.from_numpy(sd.run_session(session, lr.numpy(), factor))
             rows.append(
-                Row(name, factor, srdata.score(hr, bicubic(lr, factor), fhw), srdata.score(hr, sr, fhw),
-                    srdata.psnr_y(hr, sr_ort, fhw))
+                Row(name, factor, data.score(hr, bicubic(lr, factor), factor), data.score(hr, sr, factor),
+                    data.psnr_y(hr, sr_ort, factor))
             )
     return rows
 
@@ -111,6 +117,7 @@ def format_table(rows: Sequence[Row], per_image: bool) -> str:
 
 
 def _label(tile: np.ndarray, text: str) -> np.ndarray:
+    """Write `text` on a black band across the top of `tile`."""
     cv2.rectangle(tile, (0, 0), (tile.shape[1], 20), (0, 0, 0), thickness=-1)
     cv2.putText(tile, text, (5, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
@@ -118,36 +125,36 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
 
 def face_figure(model: sd.SuperResolutionNet, path: Path) -> None:
     """Rows x3 and x4 of the face crop: low-res input, bicubic, SRCNN, original, each with its Y-PSNR."""
-    face = sd.read_image(sd.DEFAULT_IMAGE)
+    face = read_picture(sd.DEFAULT_IMAGE).rgb
     rows = []
     for text in FIGURE_FACTORS:
         factor = sd.Factor.parse(text)
-        fhw = (factor.height, factor.width)
-        lr, hr = srdata.make_pair(face, fhw)
+        lr, hr = data.make_pair(face, factor)
         with torch.inference_mode():
             sr = model(lr, factor.tensor())
         up = bicubic(lr, factor)
         nearest = torch.nn.functional.interpolate(lr, size=hr.shape[2:], mode="nearest")
         panels = [(nearest, f"input {lr.shape[3]}x{lr.shape[2]} (x{text})"),
-                  (up, f"bicubic {srdata.psnr_y(hr, up, fhw):.2f} dB"),
-                  (sr, f"SRCNN {srdata.psnr_y(hr, sr, fhw):.2f} dB"),
+                  (up, f"bicubic {data.psnr_y(hr, up, factor):.2f} dB"),
+                  (sr, f"SRCNN {data.psnr_y(hr, sr, factor):.2f} dB"),
                   (hr, "original")]
         tiles = []
         for image, label in panels:
-            crop = sd.to_uint8_bgr(image.numpy())[FIGURE_CROP]
+            crop = np.ascontiguousarray(sd.tensor_to_pixels(image.numpy())[:, :, ::-1][FIGURE_CROP])  # BGR
             crop = cv2.resize(crop, None, fx=FIGURE_ZOOM, fy=FIGURE_ZOOM, interpolation=cv2.INTER_NEAREST)
             tiles.append(_label(crop, label))
         rows.append(np.concatenate(tiles, axis=1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    sd.write_bgr(path, np.concatenate(rows, axis=0))
+    write_image(path, np.concatenate(rows, axis=0))
     log.info("wrote %s", path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
     parser = sd.OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, metavar="DIR", help="folder of high-resolution images (default: the validation photos)")
-    parser.add_argument("--factor", type=sd.factor_arg, action="append", metavar="F",
-                        help=f"repeatable (default: {', '.join(srdata.EVAL_FACTORS)})")
+    parser.add_argument("--factor", type=factor_arg, action="append", metavar="F",
+                        help=f"repeatable (default: {', '.join(data.EVAL_FACTORS)})")
     parser.add_argument("--weights", type=Path, default=sd.DEFAULT_WEIGHTS, metavar="PATH", help="(default: the shipped weights)")
     parser.add_argument("--per-image", action="store_true", help="a row per image as well as the means")
     parser.add_argument("--figure", type=Path, metavar="PATH", help="also draw the face figure (x3, x4) to PATH")
@@ -155,18 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     log.setLevel(logging.INFO)
     try:
-        factors = args.factor or [sd.Factor.parse(f) for f in srdata.EVAL_FACTORS]
+        factors = args.factor or [sd.Factor.parse(f) for f in data.EVAL_FACTORS]
         images = load_images(args.images)
-        model = sd.build_model(args.weights)
+        model = load_model(args.weights)
         with tempfile.TemporaryDirectory() as tmp:
-            onnx_path = Path(tmp) / "srcnn3.onnx"
-            sd.export_onnx(model, onnx_path, sample=images[0][1][:, :, :64, :64])
-            session = sd.create_session(onnx_path)
+            session = create_session(sd.export_onnx(model, Path(tmp) / "srcnn3.onnx"))
             rows = evaluate(model, session, images, factors)
         if args.figure:
             face_figure(model, args.figure)
     except (sd.SrcnnError, KeyboardInterrupt) as exc:
-        return sd.exit_code_for(exc)
+        return exit_code_for(exc)
     print(format_table(rows, args.per_image))
     worst = max(rows, key=lambda r: abs(r.ort_psnr - r.srcnn.psnr))
     if abs(worst.ort_psnr - worst.srcnn.psnr) > ORT_PSNR_TOLERANCE:

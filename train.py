@@ -5,7 +5,7 @@
 
 Each batch draws one factor from 2, 2.25, ..., 4 (integers and non-integers), cuts high-resolution patches from
 the training photos (redrawing flat ones), and degrades them with antialiased bicubic downsampling
-(srdata.make_pair). The network starts as the identity on its bicubic input (identity_init), so training begins
+(srcnn.data.make_pair). The network starts as the identity on its bicubic input (identity_init), so training begins
 at bicubic quality and only learns the correction; the loss is log(MSE) (log_mse). The checkpoint with the best
 mean Y-PSNR on the validation photos is kept.
 """
@@ -26,11 +26,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import srcnn_dynamic as sd
-import srdata
+from srcnn import data
+from srcnn.errors import exit_code_for
+from srcnn.weights import save_state_dict
 
 log = logging.getLogger("train")
 
-SEED = 0  # patches, augmentation and the non-identity initial weights all follow from it
 STEPS = 22_000  # about 45 minutes on a 2-core CPU (0.11 s a step, plus validation)
 BATCH_SIZE = 32
 HR_PATCH = 64  # high-resolution patch side; its low-resolution side is a multiple of 4 so x2.25 etc. fit exactly
@@ -65,17 +66,20 @@ def identity_init(model: sd.SuperResolutionNet, offset: float = PASS_THROUGH_OFF
 class PatchSampler:
     """Random high-resolution patches from the training photos, area-weighted, with flips and rotations."""
 
-    def __init__(self, photos: list[torch.Tensor], seed: int = SEED, min_std: float = MIN_PATCH_STD) -> None:
+    def __init__(self, photos: list[torch.Tensor], seed: int = sd.SEED, min_std: float = MIN_PATCH_STD) -> None:
         self.photos = photos  # each (1, 3, H, W) in [0, 1]
         areas = np.array([p.shape[2] * p.shape[3] for p in photos], dtype=np.float64)
         self.weights = areas / areas.sum()
         self.rng = np.random.default_rng(seed)
         self.min_std = min_std
 
-    def factor(self) -> float:
-        return float(self.rng.choice(FACTOR_CHOICES))
+    def factor(self) -> sd.Factor:
+        """A factor for the next batch, the same along both axes."""
+        scale = float(self.rng.choice(FACTOR_CHOICES))
+        return sd.Factor(scale, scale)
 
     def patches(self, batch_size: int, side: int) -> torch.Tensor:
+        """(batch_size, 3, side, side) patches, each randomly rotated and flipped."""
         out = torch.empty(batch_size, 3, side, side)
         for i in range(batch_size):
             for _ in range(MAX_DRAWS):
@@ -90,10 +94,10 @@ class PatchSampler:
         return out
 
 
-def patch_side(factor: float) -> int:
+def patch_side(factor: sd.Factor) -> int:
     """High-resolution side near HR_PATCH whose low-resolution side, a multiple of 4, is side / factor."""
-    lr = max(4, 4 * round(HR_PATCH / factor / 4))
-    return round(lr * factor)
+    lr = max(4, 4 * round(HR_PATCH / factor.height / 4))
+    return round(lr * factor.height)
 
 
 def log_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -107,19 +111,19 @@ def log_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def validate(model: sd.SuperResolutionNet, photos: list[torch.Tensor]) -> float:
-    """Mean Y-PSNR (dB) of the model over the validation photos at srdata.EVAL_FACTORS."""
+    """Mean Y-PSNR (dB) of the model over the validation photos at data.EVAL_FACTORS."""
     values = []
     for photo in photos:
-        for text in srdata.EVAL_FACTORS:
-            factor = sd.Factor.parse(text)
-            fhw = (factor.height, factor.width)
-            lr, hr = srdata.make_pair(photo, fhw)
-            values.append(srdata.psnr_y(hr, model(lr, factor.tensor()), fhw))
+        for factor in map(sd.Factor.parse, data.EVAL_FACTORS):
+            lr, hr = data.make_pair(photo, factor)
+            values.append(data.psnr_y(hr, model(lr, factor.tensor()), factor))
     return float(np.mean(values))
 
 
 @dataclass
 class TrainResult:
+    """How a training run went: its best validation PSNR, where, from what start, and how long it took."""
+
     best_psnr: float
     best_step: int
     initial_psnr: float
@@ -128,17 +132,17 @@ class TrainResult:
 
 
 def train(
-    *, steps: int, batch_size: int, out: Path, seed: int = SEED, learning_rate: float = LEARNING_RATE,
-    training_photos: tuple[str, ...] = srdata.TRAINING_PHOTOS,
-    validation_photos: tuple[str, ...] = srdata.VALIDATION_PHOTOS,
+    *, steps: int, batch_size: int, out: Path, seed: int = sd.SEED, learning_rate: float = LEARNING_RATE,
+    training_photos: tuple[str, ...] = data.TRAINING_PHOTOS,
+    validation_photos: tuple[str, ...] = data.VALIDATION_PHOTOS,
     validate_every: int = VALIDATE_EVERY, progress: bool = True,
 ) -> TrainResult:
     """Train from the identity and write the best state dict (by validation PSNR) to `out` when done."""
     torch.manual_seed(seed)
     model = sd.SuperResolutionNet()
     identity_init(model)
-    train_set = [srdata.to_tensor(srdata.load_photo(n)) for n in training_photos]
-    val_set = [srdata.to_tensor(srdata.load_photo(n)) for n in validation_photos]
+    train_set = [data.load_photo_tensor(n) for n in training_photos]
+    val_set = [data.load_photo_tensor(n) for n in validation_photos]
     sampler = PatchSampler(train_set, seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=learning_rate * FINAL_LR_FRACTION)
@@ -152,8 +156,8 @@ def train(
     for step in bar:
         model.train()
         factor = sampler.factor()
-        lr, hr = srdata.make_pair(sampler.patches(batch_size, patch_side(factor)), (factor, factor))
-        loss = log_mse(model(lr, torch.tensor([1.0, 1.0, factor, factor])), hr)
+        lr, hr = data.make_pair(sampler.patches(batch_size, patch_side(factor)), factor)
+        loss = log_mse(model(lr, factor.tensor()), hr)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -168,7 +172,7 @@ def train(
             bar.set_postfix(loss=f"{loss.item():.2e}", val_psnr=f"{psnr:.3f}", best=f"{best_psnr:.3f}@{best_step}")
         elif step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.2e}", best=f"{best_psnr:.3f}@{best_step}")
-    sd.save_state_dict(best_state, out)  # atomically: an interrupted run leaves `out` as it was
+    save_state_dict(best_state, out)  # atomically: an interrupted run leaves `out` as it was
     return TrainResult(best_psnr, best_step, initial_psnr, time.perf_counter() - start, history)
 
 
@@ -178,18 +182,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N", help="patches per step (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=sd.DEFAULT_WEIGHTS, metavar="PATH",
                         help="where the best state dict goes (default: the shipped weights/srcnn_dynamic.pth)")
-    parser.add_argument("--seed", type=int, default=SEED, help="(default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=sd.SEED, help="(default: %(default)s)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1:
         parser.error("--steps and --batch-size must be positive")
     try:
         sd.check_output_dir(args.out.parent)  # fail now, not after the first validation
     except sd.SrcnnError as exc:
-        print(f"error: --out {args.out}: {exc}", file=sys.stderr)
-        return sd.EXIT_USAGE
+        return exit_code_for(sd.SrcnnError(f"--out {args.out}: {exc}"))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    log.info("training on %d photos, validating on %s; torch threads: %d", len(srdata.TRAINING_PHOTOS),
-             ", ".join(srdata.VALIDATION_PHOTOS), torch.get_num_threads())
+    log.info("training on %d photos, validating on %s; torch threads: %d", len(data.TRAINING_PHOTOS),
+             ", ".join(data.VALIDATION_PHOTOS), torch.get_num_threads())
     try:
         result = train(steps=args.steps, batch_size=args.batch_size, out=args.out, seed=args.seed)
     except KeyboardInterrupt:

@@ -7,13 +7,13 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 
 import srcnn_dynamic as sd
-
-EXPORT_SHAPE = (1, 3, 64, 64)  # the tests export once at this shape and x3, then run other shapes and factors
+from srcnn import runtime, tiling
 
 
 def cuda_skip_reason() -> str | None:
@@ -50,12 +50,12 @@ def model_on(model: sd.SuperResolutionNet) -> Callable[[str], sd.SuperResolution
 
 @pytest.fixture(scope="session")
 def onnx_path(model: sd.SuperResolutionNet, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """onnx_path(exporter): the model exported once with that exporter, at x3 and EXPORT_SHAPE."""
+    """onnx_path(exporter): the model exported once with that exporter, traced at x3 on a 64x64 example, then run at other shapes and factors."""
 
     @functools.cache
     def get(exporter: str) -> Path:
         path = tmp_path_factory.mktemp(exporter) / "srcnn3.onnx"
-        sd.export_onnx(model, path, sample=torch.rand(EXPORT_SHAPE), exporter=exporter)
+        sd.export_onnx(model, path, exporter=exporter)
         return path
 
     return get
@@ -67,17 +67,17 @@ def session_for(onnx_path: Callable[[str], Path]) -> Callable[..., ort.Inference
 
     @functools.cache
     def get(exporter: str, device: str, resize: str = "matmul") -> ort.InferenceSession:
-        return sd.create_session(onnx_path(exporter), device, resize=resize)
+        return runtime.create_session(onnx.load(onnx_path(exporter)), device, resize=resize)
 
     return get
 
 
 @pytest.fixture(scope="session")
-def runner_for(onnx_path: Callable[[str], Path]) -> Callable[..., sd.OrtRunner]:
+def runner_for(onnx_path: Callable[[str], Path]) -> Callable[..., runtime.OrtRunner]:
     """runner_for(exporter, device, resize="matmul"): one OrtRunner (whole graph and tiled) per combination."""
 
     @functools.cache
-    def get(exporter: str, device: str, resize: str = "matmul") -> sd.OrtRunner:
-        return sd.OrtRunner(onnx_path(exporter), device, resize=resize)
+    def get(exporter: str, device: str, resize: str = "matmul") -> runtime.OrtRunner:
+        return runtime.OrtRunner(onnx.load(onnx_path(exporter)), tiling.halo(sd.SuperResolutionNet()), device, resize=resize)
 
     return get

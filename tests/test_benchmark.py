@@ -14,6 +14,7 @@ import torch
 
 import benchmark
 import srcnn_dynamic as sd
+from srcnn import tiling, weights
 
 
 def test_case_parsing() -> None:
@@ -38,11 +39,11 @@ def test_flops_count_the_three_convolutions_and_the_resize() -> None:
 def test_each_configuration_matches_pytorch(config, tmp_path) -> None:
     case = benchmark.Case.parse("40x30x2.5")
     onnx_path = tmp_path / "m.onnx"
-    sd.export_onnx(sd.build_model(sd.DEFAULT_WEIGHTS), onnx_path, sample=torch.rand(1, 3, 16, 16))
+    sd.export_onnx(weights.load_model(sd.DEFAULT_WEIGHTS), onnx_path)
     m = benchmark.measure(config, case, device="cpu", onnx_path=onnx_path, weights=sd.DEFAULT_WEIGHTS, threads=torch.get_num_threads(),
                           runs=1, output=tmp_path / "out.npy")
     out = np.load(m.output)
-    reference = sd.run_torch(sd.build_model(sd.DEFAULT_WEIGHTS), torch.from_numpy(case.image()), case.factor)
+    reference = tiling.run_torch(weights.load_model(sd.DEFAULT_WEIGHTS), torch.from_numpy(case.image()), case.factor)
     diff = float(np.max(np.abs(out - reference)))
     assert out.shape == (1, 3, 100, 75), f"{config}: output {out.shape}"
     assert diff <= sd.PARITY_ATOL, f"{config}: max |output - PyTorch| = {diff:.2e}"

@@ -1,4 +1,8 @@
-"""The command line as users run it: the default tutorial run, other exporters and factors, and mistakes."""
+"""The command lines as users run them: the tutorial (python srcnn_dynamic.py) and the product (python -m srcnn).
+
+Both: the default run, other exporters and factors. Every bad input of the product's table, and the script's own
+mistakes: exit 2, one line, nothing written.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,19 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
 from conftest import cuda_skip_reason
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "srcnn_dynamic.py"
+COMMANDS = {  # what users type, run from another folder
+    "script": [sys.executable, str(ROOT / "srcnn_dynamic.py")],
+    "package": [sys.executable, "-m", "srcnn"],
+}
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+def run_cli(*args: str, cwd: Path, command: str = "package") -> subprocess.CompletedProcess[str]:
+    """Run one of the two commands in `cwd`, as a user would (the package found through PYTHONPATH)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([*COMMANDS[command], *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -29,8 +37,9 @@ def image_size(path: Path) -> tuple[int, int]:
     return image.shape[0], image.shape[1]
 
 
-def test_default_run_is_the_tutorial(tmp_path) -> None:
-    result = run_cli(cwd=tmp_path)  # no arguments at all, from another folder: outputs/ lands there
+@pytest.mark.parametrize("command", COMMANDS)
+def test_default_run_is_the_tutorial(tmp_path, command) -> None:
+    result = run_cli(cwd=tmp_path, command=command)  # no arguments at all, from another folder: outputs/ lands there
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr}"
     out = tmp_path / "outputs"
     files = sorted(p.name for p in out.iterdir())
@@ -43,11 +52,12 @@ def test_default_run_is_the_tutorial(tmp_path) -> None:
     assert any(line.startswith("x4 ") and "1024x1024" in line and line.endswith("ok") for line in table), result.stdout
 
 
-def test_dynamo_exporter_and_uneven_factors(tmp_path) -> None:
+@pytest.mark.parametrize("command", COMMANDS)
+def test_dynamo_exporter_and_uneven_factors(tmp_path, command) -> None:
     small = tmp_path / "small.png"
     cv2.imwrite(str(small), cv2.resize(cv2.imread(str(ROOT / "face.png")), (40, 30)))  # (30, 40): not square
     result = run_cli("--exporter", "dynamo", "--image", str(small), "--factor", "2.5", "--factor", "5x6",
-                     "--output-dir", "out", cwd=tmp_path)
+                     "--output-dir", "out", cwd=tmp_path, command=command)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr}"
     assert image_size(tmp_path / "out" / "small_ort_2.5.png") == (75, 100)
     assert image_size(tmp_path / "out" / "small_ort_5x6.png") == (150, 240)
@@ -121,13 +131,38 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_exits_2_with_one_line(tmp_path, args, message) -> None:
+# The tutorial script's own mistakes: the same one-line refusals, with its own limits (it never tiles).
+SCRIPT_BAD_INPUTS = [
+    (["--factor", "0.5"], "finite number >= 1"),
+    (["--factor", "abc"], "expected a number"),
+    (["--factor", "2x3x4"], "expected a number"),
+    (["--factor", "nan"], "finite number >= 1"),
+    (["--factor", "20"], "over the limit of 16,777,216 output pixels"),
+    (["--image", "missing.png"], "image not found: missing.png"),
+    (["--image", "notes.txt"], "cannot read notes.txt as an image"),
+    (["--image", "empty.png"], "the file is empty"),
+    (["--image", "no-images"], "is a folder, not an image"),
+    (["--weights", "missing.pth"], "weights file not found"),
+    (["--weights", "corrupt.pth"], "is corrupt or not a PyTorch file"),
+    (["--weights", "wrong.pth"], "do not fit SuperResolutionNet"),
+    (["--weights", "evil.pth"], "was refused: torch.load(weights_only=True) loads tensors only"),
+    (["--opset", "9"], "needs opset 11 or newer"),
+    (["--exporter", "dynamo", "--opset", "17"], "needs opset 18 or newer"),
+    (["--exporter", "tflite"], "invalid choice"),
+    (["--output-dir", "notes.txt/out"], "is not a folder"),
+]
+CASES = [("package", args, message) for args, message in BAD_INPUTS] + [
+    ("script", args, message) for args, message in SCRIPT_BAD_INPUTS
+]
+
+
+@pytest.mark.parametrize(("command", "args", "message"), CASES, ids=[f"{c}: {' '.join(a)}" for c, a, _ in CASES])
+def test_bad_input_exits_2_with_one_line(tmp_path, command, args, message) -> None:
     for name, make in SETUP.items():
         if name in args or any(a.startswith(f"{name}/") for a in args):
             make(tmp_path / name)
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
-    result = run_cli(*args, cwd=tmp_path)
+    result = run_cli(*args, cwd=tmp_path, command=command)
     assert result.returncode == 2, f"exit {result.returncode}, expected 2\n{result.stderr}"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], f"expected one line with {message!r}, got:\n{result.stderr}"
@@ -137,8 +172,9 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes files whatever their permissions")
+@pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("case", ["unreadable image", "read-only output folder"])
-def test_permission_problems_exit_2(tmp_path, case) -> None:
+def test_permission_problems_exit_2(tmp_path, case, command) -> None:
     if case == "unreadable image":
         image = tmp_path / "locked.png"
         image.write_bytes((ROOT / "face.png").read_bytes())
@@ -149,13 +185,14 @@ def test_permission_problems_exit_2(tmp_path, case) -> None:
         folder.mkdir()
         folder.chmod(0o555)
         args, message = ["--output-dir", str(folder)], "is not writable"
-    result = run_cli(*args, cwd=tmp_path)
+    result = run_cli(*args, cwd=tmp_path, command=command)
     assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
 @pytest.mark.skipif(cuda_skip_reason() is None, reason="CUDA is available here, so --device cuda is not an error")
-def test_cuda_without_cuda_says_how_to_get_it(tmp_path) -> None:
-    result = run_cli("--device", "cuda", cwd=tmp_path)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_cuda_without_cuda_says_how_to_get_it(tmp_path, command) -> None:
+    result = run_cli("--device", "cuda", cwd=tmp_path, command=command)
     assert result.returncode == 2, f"exit {result.returncode}\n{result.stderr}"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "requirements-gpu.txt" in lines[0], f"unclear message:\n{result.stderr}"
@@ -163,8 +200,9 @@ def test_cuda_without_cuda_says_how_to_get_it(tmp_path) -> None:
 
 
 @pytest.mark.skipif(cuda_skip_reason() is not None, reason=str(cuda_skip_reason()))
-def test_cuda_run(tmp_path) -> None:
-    result = run_cli("--device", "cuda", cwd=tmp_path)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_cuda_run(tmp_path, command) -> None:
+    result = run_cli("--device", "cuda", cwd=tmp_path, command=command)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr}"
     assert "CUDAExecutionProvider" in result.stderr, f"the log should name the provider used:\n{result.stderr}"
 
@@ -172,11 +210,19 @@ def test_cuda_run(tmp_path) -> None:
 def test_unwritable_output_folder_is_found_before_any_work(tmp_path, monkeypatch) -> None:
     """Also where the tests run as root (which may write anywhere): the check asks os.access, so ask it to say no."""
     import srcnn_dynamic as sd
+    from srcnn import cli
 
     locked = tmp_path / "locked"
     locked.mkdir()
     real_access = os.access
     monkeypatch.setattr(sd.os, "access", lambda path, mode: False if Path(path) == locked else real_access(path, mode))
     with pytest.raises(sd.SrcnnError, match="is not writable"):
-        sd.run(sd.DEFAULT_IMAGE, [sd.Factor.parse("2")], output_dir=locked / "out")
+        cli.run(sd.DEFAULT_IMAGE, [sd.Factor.parse("2")], output_dir=locked / "out")
     assert list(locked.iterdir()) == [], "nothing may be written"
+
+
+def test_two_results_never_share_a_path(tmp_path) -> None:
+    """Factors 1 and 1.0000001 print alike (tag '1'): the run is refused instead of one result replacing the other."""
+    result = run_cli("--factor", "1", "--factor", "1.0000001", cwd=tmp_path)
+    assert result.returncode == 2 and "two results of this run" in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == [], "a refused run writes nothing"

@@ -9,7 +9,7 @@ import torch
 
 import evaluate
 import srcnn_dynamic as sd
-import srdata
+from srcnn import data, runtime, weights
 
 SWEEP = [f"{2 + q / 4:g}" for q in range(9)] + ["2.1", "3.3"]  # [2, 4] in quarter steps, and two off the grid
 
@@ -24,7 +24,7 @@ GAIN_FLOORS = {"2": 0.56, "3": 0.68, "4": 0.39}
 def trained() -> sd.SuperResolutionNet:
     if not sd.DEFAULT_WEIGHTS.is_file():
         pytest.fail(f"{sd.DEFAULT_WEIGHTS} is missing: the project ships trained weights (python train.py)")
-    return sd.build_model(sd.DEFAULT_WEIGHTS)
+    return weights.load_model(sd.DEFAULT_WEIGHTS)
 
 
 def test_never_worse_than_bicubic_from_x2_to_x4(trained) -> None:
@@ -32,13 +32,12 @@ def test_never_worse_than_bicubic_from_x2_to_x4(trained) -> None:
     factors = [sd.Factor.parse(f) for f in SWEEP]
     gains = {}
     for factor in factors:
-        fhw = (factor.height, factor.width)
         values = []
         for _, image in images:
-            lr, hr = srdata.make_pair(image, fhw)
+            lr, hr = data.make_pair(image, factor)
             with torch.inference_mode():
                 sr = trained(lr, factor.tensor())
-            values.append(srdata.psnr_y(hr, sr, fhw) - srdata.psnr_y(hr, evaluate.bicubic(lr, factor), fhw))
+            values.append(data.psnr_y(hr, sr, factor) - data.psnr_y(hr, evaluate.bicubic(lr, factor), factor))
         gains[factor.tag] = float(np.mean(values))
     summary = ", ".join(f"x{k}: {v:+.2f} dB" for k, v in gains.items())
     assert min(gains.values()) > 0, f"SRCNN must beat bicubic at every factor in [2, 4]: {summary}"
@@ -59,8 +58,8 @@ def test_evaluate_cli_on_a_folder(tmp_path, capsys) -> None:
 
 def test_onnxruntime_reproduces_the_psnr(trained, tmp_path) -> None:
     images = [(n, i[:, :, :96, :96]) for n, i in evaluate.load_images(None)]
-    sd.export_onnx(trained, tmp_path / "m.onnx", sample=images[0][1])
-    rows = evaluate.evaluate(trained, sd.create_session(tmp_path / "m.onnx"), images, [sd.Factor.parse("3")])
+    session = runtime.create_session(sd.export_onnx(trained, tmp_path / "m.onnx"))  # as evaluate.py runs it
+    rows = evaluate.evaluate(trained, session, images, [sd.Factor.parse("3")])
     for row in rows:
         assert abs(row.ort_psnr - row.srcnn.psnr) <= evaluate.ORT_PSNR_TOLERANCE, f"{row}"
 

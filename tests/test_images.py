@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 import srcnn_dynamic as sd
+from srcnn import cli, errors, images
 
 ROOT = Path(__file__).resolve().parent.parent
 FACTOR = sd.Factor.parse("2.5")
@@ -57,7 +59,7 @@ EXPECTED = {
 @pytest.mark.parametrize("kind", list(EXPECTED))
 def test_result_keeps_the_input_format(kind, tmp_path) -> None:
     path = make(kind, tmp_path)
-    report = sd.run(path, [FACTOR], output_dir=tmp_path / "out")
+    report = cli.run(path, [FACTOR], output_dir=tmp_path / "out")
     assert [r.ok for r in report.rows] == [True], f"{kind}: {report.rows}"
     suffix, ndim, channels, dtype = EXPECTED[kind]
     for runtime in ("torch", "ort"):
@@ -70,10 +72,10 @@ def test_result_keeps_the_input_format(kind, tmp_path) -> None:
 
 def test_alpha_is_upscaled_with_the_same_bicubic(tmp_path) -> None:
     path = make("rgba", tmp_path)
-    sd.run(path, [FACTOR], output_dir=tmp_path / "out")
+    cli.run(path, [FACTOR], output_dir=tmp_path / "out")
     out = cv2.imread(str(tmp_path / "out" / "rgba_ort_2.5.png"), cv2.IMREAD_UNCHANGED)
     alpha_in = torch.from_numpy(cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[:, :, 3].astype(np.float32) / 255)
-    expected = np.rint(sd.upscale_alpha(alpha_in[None, None], FACTOR)[0, 0] * 255)
+    expected = np.rint(images.upscale_alpha(alpha_in[None, None], FACTOR)[0, 0] * 255)
     diff = np.abs(out[:, :, 3].astype(float) - expected).max()
     assert diff <= 1, f"alpha differs from its bicubic upscale by {diff} grey levels"
     assert out[:, 0, 3].mean() < 20 and out[:, -1, 3].mean() > 235, "the left-to-right fade must survive"
@@ -82,13 +84,13 @@ def test_alpha_is_upscaled_with_the_same_bicubic(tmp_path) -> None:
 def test_sixteen_bits_keep_their_precision(tmp_path) -> None:
     """A 16-bit result uses the fine levels: not an 8-bit image multiplied by 257."""
     path = make("deep", tmp_path)
-    sd.run(path, [FACTOR], output_dir=tmp_path / "out")
+    cli.run(path, [FACTOR], output_dir=tmp_path / "out")
     out = cv2.imread(str(tmp_path / "out" / "deep_ort_2.5.png"), cv2.IMREAD_UNCHANGED)
     assert np.count_nonzero(out % 257) > out.size // 2, "16-bit output holds only 8-bit levels"
 
 
 def test_grey_input_is_three_equal_channels() -> None:
-    picture = sd.read_picture(ROOT / "face.png")
+    picture = images.read_picture(ROOT / "face.png")
     assert not picture.grey and picture.alpha is None and picture.dtype == np.uint8
 
 
@@ -100,10 +102,10 @@ def test_folder_mode_skips_a_bad_file_and_says_so(tmp_path) -> None:
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (folder / "notes.txt").write_text("not an image, and not picked up: wrong suffix")
     done = subprocess.run(
-        [sys.executable, str(ROOT / "srcnn_dynamic.py"), "--image", str(folder), "--factor", "2", "--output-dir", "out"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "srcnn", "--image", str(folder), "--factor", "2", "--output-dir", "out"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    assert done.returncode == sd.EXIT_SKIPPED, f"exit {done.returncode}, expected {sd.EXIT_SKIPPED}\n{done.stderr}"
+    assert done.returncode == errors.EXIT_SKIPPED, f"exit {done.returncode}, expected {errors.EXIT_SKIPPED}\n{done.stderr}"
     assert "broken.png" in done.stderr and "Traceback" not in done.stderr, done.stderr
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["grey_ort_2.png", "grey_torch_2.png", "photo_ort_2.jpg", "photo_torch_2.jpg", "rgba_ort_2.png",
@@ -119,4 +121,4 @@ def test_exif_orientation_is_applied(tmp_path) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: the stored 20x40 picture is shown rotated to 40x20
     Image.fromarray(face((20, 40))[:, :, ::-1]).save(path, exif=exif, quality=95)
-    assert sd.read_picture(path).rgb.shape == (1, 3, 40, 20), "EXIF orientation ignored"
+    assert images.read_picture(path).rgb.shape == (1, 3, 40, 20), "EXIF orientation ignored"

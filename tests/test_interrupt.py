@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import cv2
 
 import srcnn_dynamic as sd
+from srcnn import images
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,9 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_sigint_exits_130_and_leaves_only_whole_files(tmp_path) -> None:
     # x8 untiled on face.png: a 2048x2048 output, several seconds of work after the export, so SIGINT lands mid-run
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "srcnn_dynamic.py"), "--factor", "8", "--factor", "7", "--tile", "0",
-         "--output-dir", "out"],
-        cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "srcnn", "--factor", "8", "--factor", "7", "--tile", "0", "--output-dir", "out"],
+        cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert process.stderr is not None
     log = []
@@ -49,7 +50,7 @@ def test_atomic_path_leaves_nothing_when_interrupted(tmp_path) -> None:
     target = tmp_path / "result.png"
     target.write_bytes(b"the previous result")
     try:
-        with sd.atomic_path(target) as tmp:
+        with images.atomic_path(target) as tmp:
             tmp.write_bytes(b"half of a new fi")
             raise KeyboardInterrupt
     except KeyboardInterrupt:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import onnx
 import pytest
 import torch
+from conftest import DEVICES
 
 import srcnn_dynamic as sd
-from conftest import DEVICES
+from srcnn import runtime, tiling, weights
 
 FACTORS = ["2", "3", "2.5", "5x6"]  # 2.5 and 5x6: output pixels that fall between input pixels
 SHAPE = (1, 3, 29, 23)  # odd sizes: at x2.5 the output is 72x57, so every tile size below cuts it unevenly
@@ -17,13 +21,13 @@ TILES = [7, 16, 40]  # 7: barely more than the 6-pixel halo; 40: one cut through
 @pytest.fixture(scope="module")
 def trained() -> sd.SuperResolutionNet:
     """The shipped weights: their pass-through channels make values (and rounding) larger than random weights."""
-    return sd.build_model(sd.DEFAULT_WEIGHTS)
+    return weights.load_model(sd.DEFAULT_WEIGHTS)
 
 
 @pytest.fixture(scope="module")
-def trained_onnx(trained, tmp_path_factory) -> sd.Path:
+def trained_onnx(trained, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("trained") / "srcnn3.onnx"
-    sd.export_onnx(trained, path, sample=torch.rand(1, 3, 16, 16))
+    sd.export_onnx(trained, path)
     return path
 
 
@@ -36,25 +40,25 @@ def image() -> torch.Tensor:
 @pytest.mark.parametrize("factor_text", FACTORS)
 def test_pytorch_tiled_equals_untiled(factor_text, tile, device, trained) -> None:
     factor, model = sd.Factor.parse(factor_text), trained.to(device)
-    untiled = sd.run_torch(model, image(), factor)
-    tiled = sd.run_torch(model, image(), factor, tile)
+    untiled = tiling.run_torch(model, image(), factor)
+    tiled = tiling.run_torch(model, image(), factor, tile)
     assert tiled.shape == untiled.shape, f"tiled {tiled.shape} vs untiled {untiled.shape}"
     diff = float(np.max(np.abs(tiled - untiled)))
-    assert diff <= sd.TILE_ATOL, f"x{factor.tag}, tiles of {tile} on {device}: max |tiled - untiled| = {diff:.3e}"
+    assert diff <= tiling.TILE_ATOL, f"x{factor.tag}, tiles of {tile} on {device}: max |tiled - untiled| = {diff:.3e}"
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("resize", sd.ORT_RESIZES)
+@pytest.mark.parametrize("resize", runtime.ORT_RESIZES)
 @pytest.mark.parametrize("tile", TILES)
 @pytest.mark.parametrize("factor_text", FACTORS)
 def test_onnxruntime_tiled_equals_untiled(factor_text, tile, resize, device, trained, trained_onnx) -> None:
     factor = sd.Factor.parse(factor_text)
-    runner = sd.OrtRunner(trained_onnx, device, resize=resize)
+    runner = runtime.OrtRunner(onnx.load(trained_onnx), tiling.halo(trained), device, resize=resize)
     untiled = runner(image().numpy(), factor)
     tiled = runner(image().numpy(), factor, tile)
     diff = float(np.max(np.abs(tiled - untiled)))
-    assert diff <= sd.TILE_ATOL, f"x{factor.tag}, tiles of {tile}, resize={resize}: max |tiled - untiled| = {diff:.3e}"
-    reference = sd.run_torch(trained.to("cpu"), image(), factor)
+    assert diff <= tiling.TILE_ATOL, f"x{factor.tag}, tiles of {tile}, resize={resize}: max |tiled - untiled| = {diff:.3e}"
+    reference = tiling.run_torch(trained.to("cpu"), image(), factor)
     to_torch = float(np.max(np.abs(tiled - reference)))
     assert to_torch <= sd.PARITY_ATOL, f"x{factor.tag}, tiles of {tile}: max |tiled ORT - PyTorch| = {to_torch:.3e}"
 
@@ -62,7 +66,7 @@ def test_onnxruntime_tiled_equals_untiled(factor_text, tile, resize, device, tra
 def test_tiles_cover_the_output_once() -> None:
     height, width, tile, halo = 72, 57, 16, 6
     covered = np.zeros((height, width), dtype=int)
-    for box in sd.tile_boxes(height, width, tile, halo):
+    for box in tiling.tile_boxes(height, width, tile, halo):
         covered[box.out_rows, box.out_cols] += 1
         assert box.rows.start <= box.out_rows.start and box.out_rows.stop <= box.rows.stop, f"{box}: tile outside its crop"
         rows_kept = range(box.rows.start, box.rows.stop)[box.keep_rows]
@@ -80,26 +84,30 @@ def test_tiling_would_be_wrong_without_the_halo(trained) -> None:
         upsampled = trained.upsample(x, factor.tensor())
         untiled = trained.refine(upsampled)
         seams = torch.empty_like(untiled)
-        for box in sd.tile_boxes(upsampled.shape[2], upsampled.shape[3], 16, halo=0):
+        for box in tiling.tile_boxes(upsampled.shape[2], upsampled.shape[3], 16, halo=0):
             seams[..., box.out_rows, box.out_cols] = trained.refine(upsampled[..., box.rows, box.cols])
     diff = float((seams - untiled).abs().max())
-    assert diff > 100 * sd.TILE_ATOL, f"halo 0 should break the seams, but max diff is {diff:.3e}"
+    assert diff > 100 * tiling.TILE_ATOL, f"halo 0 should break the seams, but max diff is {diff:.3e}"
 
 
 @pytest.mark.parametrize(
     ("tile", "shape", "expected"),
     [
         (None, (256, 256), None),  # x3 -> 768x768: small enough to run whole
-        (None, (540, 960), sd.DEFAULT_TILE),  # x3 -> 1620x2880: tiled by default
+        (None, (540, 960), tiling.DEFAULT_TILE),  # x3 -> 1620x2880: tiled by default
         (0, (540, 960), None),  # --tile 0: never
         (100, (256, 256), 100),
         (1000, (256, 256), None),  # one tile would hold the whole output
     ],
 )
 def test_choose_tile(tile, shape, expected) -> None:
-    assert sd.choose_tile(*shape, sd.Factor.parse("3"), tile) == expected
+    assert tiling.choose_tile(*shape, sd.Factor.parse("3"), tile) == expected
 
 
 def test_halo_matches_the_graph(trained, trained_onnx) -> None:
-    assert trained.halo == 6, f"kernel radii 4 + 0 + 2, got {trained.halo}"
-    assert sd.refine_halo(sd.load_onnx(trained_onnx)) == trained.halo
+    """The one halo (from the model's kernels) is also the exported graph's: its Conv kernel radii add up to it."""
+    assert tiling.halo(trained) == 6, f"kernel radii 4 + 0 + 2, got {tiling.halo(trained)}"
+    proto = onnx.load(trained_onnx)
+    shapes = {t.name: tuple(t.dims) for t in proto.graph.initializer}
+    radii = [shapes[n.input[1]][2] // 2 for n in proto.graph.node if n.op_type == "Conv"]
+    assert sum(radii) == tiling.halo(trained), f"the graph's kernel radii are {radii}"

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import srcnn_dynamic as sd
-import srdata
 import train
+from srcnn import data, weights
 
 
 def test_identity_init_outputs_the_bicubic_input() -> None:
@@ -27,29 +27,29 @@ def test_identity_init_outputs_the_bicubic_input() -> None:
 @pytest.mark.parametrize(("factor", "hr", "lr"), [(2.0, 101, 50), (2.5, 101, 40), (3.0, 100, 33), (2.25, 64, 28), (2.1, 512, 160)])
 def test_make_pair_crops_to_a_whole_multiple(factor, hr, lr) -> None:
     image = torch.rand(1, 3, hr, hr)
-    low, high = srdata.make_pair(image, (factor, factor))
+    low, high = data.make_pair(image, sd.Factor(factor, factor))
     assert low.shape[2:] == (lr, lr), f"x{factor} of {hr}px: low-res {tuple(low.shape)}"
     assert high.shape[2] == round(lr * factor) == sd.resized_length(lr, factor), f"x{factor}: {tuple(high.shape)}"
-    levels = low * srdata.PIXEL_LEVELS
+    levels = low * data.PIXEL_LEVELS
     assert torch.equal(levels, levels.round()), "low-res input must be quantised to 8 bits"
 
 
 def test_y_psnr_and_ssim_on_known_images() -> None:
     white = torch.ones(1, 3, 20, 20)
-    assert srdata.y_channel(white).max() == pytest.approx(235.0, abs=1e-3), "BT.601 white is Y = 235"
-    assert math.isinf(srdata.psnr_y(white, white, (2, 2)))
+    assert data.y_channel(white).max() == pytest.approx(235.0, abs=1e-3), "BT.601 white is Y = 235"
+    assert math.isinf(data.psnr_y(white, white, sd.Factor(2, 2)))
     darker = white - 1.0 / 255  # one 8-bit level darker in R, G and B: Y drops by 219/255
     expected = 10 * math.log10(255**2 / (219 / 255) ** 2)
-    assert srdata.psnr_y(white, darker, (2, 2)) == pytest.approx(expected, abs=1e-6)
+    assert data.psnr_y(white, darker, sd.Factor(2, 2)) == pytest.approx(expected, abs=1e-6)
     noisy = (white * 0.5 + 0.1 * torch.rand(1, 3, 20, 20, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
-    assert srdata.ssim_y(noisy, noisy, (2, 2)) == pytest.approx(1.0)
-    assert srdata.ssim_y(noisy, white * 0.5, (2, 2)) < 0.9
+    assert data.ssim_y(noisy, noisy, sd.Factor(2, 2)) == pytest.approx(1.0)
+    assert data.ssim_y(noisy, white * 0.5, sd.Factor(2, 2)) < 0.9
 
 
 def test_photo_split_keeps_the_face_out_of_training() -> None:
-    assert "astronaut" in srdata.VALIDATION_PHOTOS and "astronaut" not in srdata.TRAINING_PHOTOS
-    assert len(srdata.VALIDATION_PHOTOS) >= 3
-    grey = srdata.load_photo("camera")
+    assert "astronaut" in data.VALIDATION_PHOTOS and "astronaut" not in data.TRAINING_PHOTOS
+    assert len(data.VALIDATION_PHOTOS) >= 3
+    grey = data.load_photo("camera")
     assert grey.shape[2] == 3 and np.array_equal(grey[..., 0], grey[..., 2]), "grey photos become 3 equal channels"
 
 
@@ -64,7 +64,7 @@ def test_a_few_training_steps_are_reproducible(tmp_path) -> None:
         assert torch.equal(runs[0][key], runs[1][key]), f"{key}: the same seed must give the same weights"
     start = sd.SuperResolutionNet()
     train.identity_init(start)
-    result_model = sd.build_model(tmp_path / "a.pth")  # loads through the application's own checks
+    result_model = weights.load_model(tmp_path / "a.pth")  # loads through the application's own checks
     assert result_model.conv1.weight.shape == start.conv1.weight.shape
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import srcnn_dynamic as sd
+from srcnn import weights
 
 
 class RunsCode:
@@ -31,14 +32,14 @@ def assert_same_weights(model: sd.SuperResolutionNet, state: dict[str, torch.Ten
 def test_plain_state_dict_loads(tmp_path) -> None:
     state = reference_state()
     torch.save(state, tmp_path / "srcnn.pth")
-    assert_same_weights(sd.build_model(tmp_path / "srcnn.pth"), state)
+    assert_same_weights(weights.load_model(tmp_path / "srcnn.pth"), state)
 
 
 def test_mmediting_checkpoint_loads(tmp_path) -> None:
     state = reference_state()
     checkpoint = {"meta": {"epoch": 1}, "state_dict": {f"generator.{k}": v for k, v in state.items()}}
     torch.save(checkpoint, tmp_path / "srcnn_mmedit.pth")
-    assert_same_weights(sd.build_model(tmp_path / "srcnn_mmedit.pth"), state)
+    assert_same_weights(weights.load_model(tmp_path / "srcnn_mmedit.pth"), state)
 
 
 def test_random_initialisation_is_seeded_and_announced(caplog) -> None:
@@ -72,5 +73,5 @@ def test_bad_weights_get_a_clear_error(tmp_path, make, message) -> None:
     path = tmp_path / "weights.pth"
     make(path)
     with pytest.raises(sd.SrcnnError, match=message) as info:
-        sd.build_model(path)
+        weights.load_model(path)
     assert "\n" not in str(info.value), f"the message should be one line: {info.value!r}"

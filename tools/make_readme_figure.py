@@ -19,6 +19,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import srcnn_dynamic as sd  # noqa: E402
+from srcnn.images import read_picture, write_image  # noqa: E402
+from srcnn.tiling import run_torch  # noqa: E402
+from srcnn.weights import load_model  # noqa: E402
 
 TILE = 256  # every panel is shown at this size, so the figure stays small; the files hold full resolution
 DIFF_GAIN = 1e4  # |ORT - PyTorch| is ~1e-6 to 2e-5 on [0, 1]: multiply by 1e4 to make it visible
@@ -26,7 +29,8 @@ DIFF_GAIN = 1e4  # |ORT - PyTorch| is ~1e-6 to 2e-5 on [0, 1]: multiply by 1e4 t
 
 def panel(image: np.ndarray, label: str) -> np.ndarray:
     """(1, 3, H, W) RGB in [0, 1] -> labelled TILE x TILE BGR uint8 panel."""
-    tile = cv2.resize(sd.to_uint8_bgr(image), (TILE, TILE), interpolation=cv2.INTER_AREA)
+    bgr = np.ascontiguousarray(sd.tensor_to_pixels(image)[:, :, ::-1])
+    tile = cv2.resize(bgr, (TILE, TILE), interpolation=cv2.INTER_AREA)
     cv2.rectangle(tile, (0, 0), (TILE, 22), (0, 0, 0), thickness=-1)
     cv2.putText(tile, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
@@ -39,14 +43,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "parity.png", metavar="PATH")
     args = parser.parse_args()
 
-    image = sd.read_image(sd.DEFAULT_IMAGE)
-    model = sd.build_model(args.weights)
+    image = read_picture(sd.DEFAULT_IMAGE).rgb
+    model = load_model(args.weights)
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = Path(tmp) / "srcnn3.onnx"
-        sd.export_onnx(model, onnx_path, sample=image)
-        session = sd.create_session(onnx_path)
+        session = sd.create_session(sd.export_onnx(model, Path(tmp) / "srcnn3.onnx"))  # as exported
         x3, x4 = sd.Factor.parse("3"), sd.Factor.parse("4")
-        torch3, ort3 = sd.run_torch(model, image, x3), sd.run_session(session, image.numpy(), x3)
+        torch3, ort3 = run_torch(model, image, x3), sd.run_session(session, image.numpy(), x3)
         ort4 = sd.run_session(session, image.numpy(), x4)
     diff = np.abs(ort3 - torch3).max(axis=1, keepdims=True).repeat(3, axis=1) * DIFF_GAIN
     panels = [
@@ -57,7 +59,7 @@ def main() -> None:
         panel(diff, f"|ORT-PyTorch| x3, x{DIFF_GAIN:.0e}"),
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    sd.write_bgr(args.out, np.concatenate(panels, axis=1))
+    write_image(args.out, np.concatenate(panels, axis=1))
     print(f"wrote {args.out} (max |ORT-PyTorch| at x3: {np.abs(ort3 - torch3).max():.2e})")
 
 

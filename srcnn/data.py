@@ -1,4 +1,4 @@
-"""Data and metrics for training and evaluating the SRCNN: bundled photos, degradation, Y-channel PSNR and SSIM.
+"""Training data and metrics: photos bundled with scikit-image, their degradation, Y-channel PSNR and SSIM.
 
 The photos ship inside the scikit-image wheel (nothing is downloaded). `astronaut`, the source of face.png, is
 held out with two more photos as the validation set. Low-resolution inputs are made the way the SR literature
@@ -10,7 +10,6 @@ ceil(factor) pixels cropped, in PSNR (dB) and SSIM.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch.nn.functional as F
 from skimage import data as skdata
 from skimage.metrics import structural_similarity
 
-from srcnn_dynamic import resized_length
+import srcnn_dynamic as sd
 
 # Natural photos bundled in scikit-image 0.26 (synthetic images, binary masks and thumbnails left out).
 VALIDATION_PHOTOS = ("astronaut", "coffee", "camera")  # astronaut: the held-out face; a colour and a grey photo
@@ -47,9 +46,9 @@ def load_photo(name: str) -> np.ndarray:
     return image
 
 
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float() / PIXEL_LEVELS
+def load_photo_tensor(name: str) -> torch.Tensor:
+    """A bundled photo as (1, 3, H, W) RGB float32 in [0, 1]."""
+    return sd.pixels_to_tensor(load_photo(name))
 
 
 def quantise(image: torch.Tensor) -> torch.Tensor:
@@ -59,22 +58,22 @@ def quantise(image: torch.Tensor) -> torch.Tensor:
 
 def lr_side(hr_side: int, factor: float) -> int:
     """The largest low-resolution side k <= hr_side / factor such that k * factor is a whole number of pixels,
-    and the model's output side (float32 rounding, srcnn_dynamic.resized_length) is exactly that number."""
+    and the model's output side (float32 rounding, sd.resized_length) is exactly that number."""
     for k in range(math.floor(hr_side / factor + 1e-9), 0, -1):
         whole = round(k * factor)
-        if abs(k * factor - whole) < 1e-6 and resized_length(k, factor) == whole:
+        if abs(k * factor - whole) < 1e-6 and sd.resized_length(k, factor) == whole:
             return k
     raise ValueError(f"no low-resolution size fits {hr_side} pixels at x{factor}")
 
 
-def make_pair(hr: torch.Tensor, factor: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+def make_pair(hr: torch.Tensor, factor: sd.Factor) -> tuple[torch.Tensor, torch.Tensor]:
     """Crop hr (N, 3, H, W) to sides that are multiples of the factor and degrade it; return (lr, hr_crop).
 
     The low-resolution image is the antialiased bicubic downsampling of the crop, quantised to 8 bits. The size is
     given explicitly (k pixels), which is F.interpolate(scale_factor=1/s) without its floating-point rounding.
     """
-    kh, kw = lr_side(hr.shape[2], factor[0]), lr_side(hr.shape[3], factor[1])
-    hr = hr[:, :, : round(kh * factor[0]), : round(kw * factor[1])]
+    kh, kw = lr_side(hr.shape[2], factor.height), lr_side(hr.shape[3], factor.width)
+    hr = hr[:, :, : round(kh * factor.height), : round(kw * factor.width)]
     lr = F.interpolate(hr, size=(kh, kw), mode="bicubic", align_corners=False, antialias=True)
     return quantise(lr), hr
 
@@ -86,19 +85,18 @@ def y_channel(image: torch.Tensor) -> np.ndarray:
     return y
 
 
-def crop_border(y: np.ndarray, factor: tuple[float, float]) -> np.ndarray:
-    bh, bw = math.ceil(factor[0]), math.ceil(factor[1])
+def crop_border(y: np.ndarray, factor: sd.Factor) -> np.ndarray:
+    """The luma without its ceil(factor) border pixels, which bicubic and SRCNN both guess from padding."""
+    bh, bw = math.ceil(factor.height), math.ceil(factor.width)
     return y[bh:-bh, bw:-bw]
 
 
-def psnr_y(reference: torch.Tensor, test: torch.Tensor, factor: tuple[float, float]) -> float:
+def psnr_y(reference: torch.Tensor, test: torch.Tensor, factor: sd.Factor) -> float:
     """PSNR in dB of the Y channel, ceil(factor) border pixels cropped."""
-    ref, out = crop_border(y_channel(reference), factor), crop_border(y_channel(test), factor)
-    mse = float(np.mean((ref - out) ** 2))
-    return math.inf if mse == 0.0 else 10.0 * math.log10(PIXEL_LEVELS**2 / mse)
+    return sd.psnr(crop_border(y_channel(reference), factor), crop_border(y_channel(test), factor), PIXEL_LEVELS)
 
 
-def ssim_y(reference: torch.Tensor, test: torch.Tensor, factor: tuple[float, float]) -> float:
+def ssim_y(reference: torch.Tensor, test: torch.Tensor, factor: sd.Factor) -> float:
     """SSIM of the Y channel with Wang et al.'s settings (Gaussian window, sigma 1.5), border cropped."""
     ref, out = crop_border(y_channel(reference), factor), crop_border(y_channel(test), factor)
     return float(
@@ -109,12 +107,14 @@ def ssim_y(reference: torch.Tensor, test: torch.Tensor, factor: tuple[float, flo
 
 @dataclass(frozen=True)
 class Scores:
+    """Y-PSNR (dB) and SSIM of one result."""
+
     psnr: float
     ssim: float
 
 
-def score(reference: torch.Tensor, test: torch.Tensor, factor: tuple[float, float]) -> Scores:
+def score(reference: torch.Tensor, test: torch.Tensor, factor: sd.Factor) -> Scores:
+    """Both measures of `test` against `reference`."""
     return Scores(psnr_y(reference, test, factor), ssim_y(reference, test, factor))
 
 
-Upscaler = Callable[[torch.Tensor, tuple[float, float]], torch.Tensor]  # (lr, factor) -> sr, both (1, 3, H, W)

@@ -1,0 +1,131 @@
+"""The deployment rewrite for ONNX Runtime: the graph's cubic Resize as two matrix products built from `factor`."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+import srcnn_dynamic as sd
+
+# ONNX Runtime's cubic Resize is a scalar loop, as slow as conv1 (docs/speed.md), while PyTorch's bicubic is
+# quick. Bicubic interpolation is separable and linear, so it is also
+# output = Mh @ image @ Mw^T with Mh (H', H) and Mw (W', W) holding each output row's (column's) four cubic weights
+# at clamped source indices; MatMul runs at matrix speed. The exported file keeps the tutorial's Resize; this
+# rewrite builds the matrices from `factor` and the input's shape *inside the graph*, so the rewritten model is
+# just as dynamic, and is applied in memory when a session is created (create_session(..., resize="matmul")).
+REWRITE_PREFIX = "resize_as_matmul/"
+
+
+class _GraphBuilder:
+    """Appends ONNX nodes with generated names; constants become initializers, each value stored once."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self.nodes, self.initializers = prefix, [], {}
+        self._count = 0
+
+    def const(self, value: float | list[int], dtype: type = np.float32) -> str:
+        array = np.array(value, dtype=dtype)
+        name = f"{self.prefix}const_{array.dtype}_{'_'.join(str(v) for v in array.ravel().tolist())}"
+        self.initializers.setdefault(name, onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, output: str | None = None, **attributes: object) -> str:
+        self._count += 1
+        name = f"{self.prefix}{op_type}_{self._count}"
+        self.nodes.append(onnx.helper.make_node(op_type, list(inputs), [output or name], name=name, **attributes))
+        return output or name
+
+
+def _keys_weight(b: _GraphBuilder, distance: str, near: bool) -> str:
+    """Keys' cubic kernel at `distance` (Horner form): near for |d| <= 1, far for 1 < |d| < 2 (A = sd.CUBIC_COEFF_A)."""
+    a = sd.CUBIC_COEFF_A
+    coefficients = (a + 2, -(a + 3), 0.0, 1.0) if near else (a, -5 * a, 8 * a, -4 * a)  # d^3, d^2, d, 1
+    value = b.const(coefficients[0])
+    for c in coefficients[1:]:
+        value = b.op("Add", b.op("Mul", value, distance), b.const(c))
+    return value
+
+
+def _interpolation_matrix(b: _GraphBuilder, shape: str, factor: str, axis: int) -> str:
+    """(out_length, in_length) float matrix of bicubic weights along `axis` (2: height, 3: width).
+
+    Every step mirrors PyTorch's upsample_bicubic2d: out = floor(in * f) in float32 (as Resize does),
+    src = (dst + 0.5) / f - 0.5, taps at floor(src) - 1 ... floor(src) + 2 clamped to the image, weights
+    Keys(1 + t), Keys(t), Keys(1 - t), Keys(2 - t) with t = src - floor(src). All in float: opset 11's Max, Min
+    and Equal take no integers, and every index here is a small whole number, exact in float32.
+    """
+    one, zero = b.const(1.0), b.const(0.0)
+    in_length = b.op("Cast", b.op("Gather", shape, b.const(axis, np.int64)), to=onnx.TensorProto.FLOAT)  # ()
+    scale = b.op("Gather", factor, b.const(axis, np.int64))  # ()
+    out_length = b.op("Floor", b.op("Mul", in_length, scale))  # ()
+    dst = b.op("Range", zero, out_length, one)  # (out,)
+    src = b.op("Sub", b.op("Mul", b.op("Add", dst, b.const(0.5)), b.op("Div", one, scale)), b.const(0.5))
+    base = b.op("Floor", src)
+    t = b.op("Sub", src, base)  # (out,) in [0, 1)
+    last = b.op("Sub", in_length, one)
+    columns = b.op("Reshape", b.op("Range", zero, in_length, one), b.const([1, -1], np.int64))  # (1, in)
+    distances = [(b.op("Add", t, one), False), (t, True), (b.op("Sub", one, t), True), (b.op("Sub", b.const(2.0), t), False)]
+    matrix = None
+    for tap, (distance, near) in enumerate(distances):
+        weight = b.op("Reshape", _keys_weight(b, distance, near), b.const([-1, 1], np.int64))  # (out, 1)
+        index = b.op("Min", b.op("Max", b.op("Add", base, b.const(tap - 1.0)), zero), last)  # clamp to the image
+        hits = b.op("Equal", b.op("Reshape", index, b.const([-1, 1], np.int64)), columns)  # (out, in) one-hot
+        term = b.op("Mul", b.op("Cast", hits, to=onnx.TensorProto.FLOAT), weight)
+        matrix = term if matrix is None else b.op("Add", matrix, term)  # clamped taps on one pixel add up
+    assert matrix is not None
+    return matrix
+
+
+def resize_as_matmul(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `proto` with its one cubic Resize replaced by Mh @ x @ Mw^T built from the Resize's scales."""
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    graph = model.graph
+    resizes = [(i, n) for i, n in enumerate(graph.node) if n.op_type == "Resize"]
+    if len(resizes) != 1:
+        raise sd.SrcnnError(f"cannot rewrite the resize as matrix products: the graph has {len(resizes)} Resize nodes, not 1")
+    position, resize = resizes[0]
+    _check_resize_attributes(resize)
+    image, factor, output = resize.input[0], resize.input[2], resize.output[0]
+    b = _GraphBuilder(REWRITE_PREFIX)
+    shape = b.op("Shape", image)
+    rows = _interpolation_matrix(b, shape, factor, axis=2)  # (H', H)
+    columns_t = b.op("Transpose", _interpolation_matrix(b, shape, factor, axis=3), perm=[1, 0])  # (W, W')
+    b.op("MatMul", b.op("MatMul", rows, image), columns_t, output=output)  # (N, C, H', W) @ (W, W') -> (N, C, H', W')
+    nodes = [*graph.node[:position], *b.nodes, *graph.node[position + 1 :]]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(b.initializers.values())
+    _drop_unused(graph)  # Resize's roi constant
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _check_resize_attributes(resize: onnx.NodeProto) -> None:
+    """The rewrite computes exactly this project's bicubic; refuse any other Resize rather than change its meaning."""
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in resize.attribute}
+    expected = {
+        "mode": sd.RESIZE_MODE.encode(),
+        "coordinate_transformation_mode": sd.COORDINATE_TRANSFORMATION_MODE.encode(),
+        "cubic_coeff_a": np.float32(sd.CUBIC_COEFF_A),
+        "exclude_outside": 0,  # ONNX defaults, for the attributes an exporter may leave out
+        "antialias": 0,
+    }
+    defaults = {"cubic_coeff_a": np.float32(-0.75), "exclude_outside": 0, "antialias": 0}
+    actual = {name: attributes.get(name, defaults.get(name)) for name in expected}
+    if wrong := {name: value for name, value in actual.items() if value != expected[name]}:
+        raise sd.SrcnnError(f"cannot rewrite this Resize as matrix products: it has {wrong}, not this project's bicubic")
+
+
+def _drop_unused(graph: onnx.GraphProto) -> None:
+    """Remove nodes and initializers whose outputs nothing reads (ONNX Runtime warns about them otherwise)."""
+    while True:
+        used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+        dead = [n for n in graph.node if not any(out in used for out in n.output)]
+        for node in dead:
+            graph.node.remove(node)
+        if not dead:
+            break
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)

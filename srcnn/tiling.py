@@ -1,0 +1,106 @@
+"""Tiled inference: the three convolutions run tile by tile on the upsampled image, giving the untiled pixels.
+
+Untiled, conv1 holds 64 float32 channels at the output size (2.1 GB for a 4K UHD output). Tiling upsamples the
+whole image first (3 channels: cheap, and the sampling grid is the untiled one at every factor, so nothing needs
+aligning) and refines it tile by tile, each tile padded by the network's halo of real neighbours. Every kept
+pixel then sees exactly the inputs it sees untiled; at the image's edges both see the convolutions' zero padding.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import srcnn_dynamic as sd
+
+TILE_ATOL = 1e-5  # tiled vs untiled on [0, 1]: the same arithmetic per pixel, only the order of sums may differ
+TILE_ABOVE_PIXELS = 1024 * 1024  # outputs larger than this are tiled unless --tile 0 (conv1's map: 256 MiB here)
+DEFAULT_TILE = 512  # output pixels a side: the halo adds (512 + 12)^2 / 512^2 - 1 = 5% work; ~70 MiB for conv1
+MAX_TILED_OUTPUT_PIXELS = 8192 * 8192  # tiled, memory goes to 3-channel float images: 805 MB each at this limit
+PROGRESS_MIN_TILES = 8  # fewer tiles finish in about a second: no progress bar
+
+Image = TypeVar("Image")  # a torch.Tensor or a numpy array, (N, C, H, W): both slice and assign alike
+
+
+def halo(model: sd.SuperResolutionNet) -> int:
+    """How far an output pixel of refine() sees: the sum of the kernel radii (4 + 0 + 2 = 6 pixels)."""
+    return sum(conv.kernel_size[0] // 2 for conv in (model.conv1, model.conv2, model.conv3))
+
+
+@dataclass(frozen=True)
+class TileBox:
+    """One tile: refine() reads (rows, cols) of the upsampled image and its (keep_rows, keep_cols) are exact."""
+
+    rows: slice  # tile plus halo, clipped to the image
+    cols: slice
+    keep_rows: slice  # the tile inside refine()'s output of (rows, cols)
+    keep_cols: slice
+    out_rows: slice  # where the tile goes in the output
+    out_cols: slice
+
+
+def _spans(length: int, tile: int, halo_px: int) -> list[tuple[slice, slice, slice]]:
+    """(read, keep, write) slices along one axis."""
+    spans = []
+    for start in range(0, length, tile):
+        stop = min(start + tile, length)
+        lo, hi = max(start - halo_px, 0), min(stop + halo_px, length)
+        spans.append((slice(lo, hi), slice(start - lo, stop - lo), slice(start, stop)))
+    return spans
+
+
+def tile_boxes(height: int, width: int, tile: int, halo_px: int) -> list[TileBox]:
+    """Tiles of at most tile x tile output pixels covering a height x width image, row by row."""
+    if tile < 1:
+        raise sd.SrcnnError(f"tile size {tile}: must be at least 1 pixel")
+    return [
+        TileBox(rows, cols, keep_rows, keep_cols, out_rows, out_cols)
+        for rows, keep_rows, out_rows in _spans(height, tile, halo_px)
+        for cols, keep_cols, out_cols in _spans(width, tile, halo_px)
+    ]
+
+
+def choose_tile(height: int, width: int, factor: sd.Factor, tile: int | None) -> int | None:
+    """The tile size for this image and factor: None (untiled) for `tile` 0 or small outputs.
+
+    tile=None means automatic: DEFAULT_TILE when the output has more than TILE_ABOVE_PIXELS pixels.
+    """
+    out_h, out_w = factor.output_size(height, width)
+    if tile is None:
+        return DEFAULT_TILE if out_h * out_w > TILE_ABOVE_PIXELS else None
+    if tile < 0:
+        raise sd.SrcnnError(f"--tile {tile}: must be 0 (never tile) or a positive number of output pixels")
+    return None if tile == 0 or tile >= max(out_h, out_w) else tile
+
+
+def _progress(boxes: list[TileBox]) -> Iterator[TileBox]:
+    """A progress bar over tiles when there are many (tqdm hides it when stderr is not a terminal)."""
+    if len(boxes) < PROGRESS_MIN_TILES:
+        return iter(boxes)
+    return iter(tqdm(boxes, desc="tiles", unit="tile", leave=False, disable=None, file=sys.stderr))
+
+
+def refine_in_tiles(refine: Callable[[Image], Image], upsampled: Image, out: Image, tile: int, halo_px: int) -> Image:
+    """Fill `out` with refine(upsampled), computed tile by tile; the one tile loop of both runtimes."""
+    height, width = upsampled.shape[2:]  # type: ignore[attr-defined]
+    for box in _progress(tile_boxes(height, width, tile, halo_px)):
+        refined = refine(upsampled[..., box.rows, box.cols])  # type: ignore[index]  # tile plus halo
+        out[..., box.out_rows, box.out_cols] = refined[..., box.keep_rows, box.keep_cols]  # type: ignore[index]
+    return out
+
+
+def run_torch(model: sd.SuperResolutionNet, image: torch.Tensor, factor: sd.Factor, tile: int | None = None) -> np.ndarray:
+    """sd.run_torch, or with `tile` the convolutions tile by tile (refine_in_tiles): the same pixels, less memory."""
+    if tile is None:
+        return sd.run_torch(model, image, factor)
+    device = model.conv1.weight.device
+    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=sd.CUDA_ALLOW_TF32):
+        upsampled = model.upsample(image.to(device), factor.tensor(device))  # (N, 3, H', W'): 3 channels, small
+        out = refine_in_tiles(model.refine, upsampled, torch.empty_like(upsampled), tile, halo(model))
+    return out.cpu().numpy()
