@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,3 +82,9 @@ def runner_for(onnx_path: Callable[[str], Path]) -> Callable[..., runtime.OrtRun
         return runtime.OrtRunner(onnx.load(onnx_path(exporter)), tiling.halo(sd.SuperResolutionNet()), device, resize=resize)
 
     return get
+
+
+def cli_env() -> dict[str, str]:
+    """The environment for running `python -m srcnn` from another folder: the project first on PYTHONPATH."""
+    root = str(Path(__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import cuda_skip_reason
+from conftest import cli_env, cuda_skip_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = {  # what users type, run from another folder
@@ -27,7 +27,7 @@ COMMANDS = {  # what users type, run from another folder
 
 def run_cli(*args: str, cwd: Path, command: str = "package") -> subprocess.CompletedProcess[str]:
     """Run one of the two commands in `cwd`, as a user would (the package found through PYTHONPATH)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = cli_env()
     return subprocess.run([*COMMANDS[command], *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
 
 

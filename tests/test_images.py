@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import cli_env
 
 import srcnn_dynamic as sd
 from srcnn import cli, errors, images
@@ -103,7 +103,7 @@ def test_folder_mode_skips_a_bad_file_and_says_so(tmp_path) -> None:
     (folder / "notes.txt").write_text("not an image, and not picked up: wrong suffix")
     done = subprocess.run(
         [sys.executable, "-m", "srcnn", "--image", str(folder), "--factor", "2", "--output-dir", "out"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=cli_env(),
     )
     assert done.returncode == errors.EXIT_SKIPPED, f"exit {done.returncode}, expected {errors.EXIT_SKIPPED}\n{done.stderr}"
     assert "broken.png" in done.stderr and "Traceback" not in done.stderr, done.stderr

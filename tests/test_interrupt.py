@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,6 +9,7 @@ import time
 from pathlib import Path
 
 import cv2
+from conftest import cli_env
 
 import srcnn_dynamic as sd
 from srcnn import images
@@ -21,7 +21,7 @@ def test_sigint_exits_130_and_leaves_only_whole_files(tmp_path) -> None:
     # x8 untiled on face.png: a 2048x2048 output, several seconds of work after the export, so SIGINT lands mid-run
     process = subprocess.Popen(
         [sys.executable, "-m", "srcnn", "--factor", "8", "--factor", "7", "--tile", "0", "--output-dir", "out"],
-        cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=cli_env(),
     )
     assert process.stderr is not None
     log = []

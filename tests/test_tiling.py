@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ def image() -> torch.Tensor:
 @pytest.mark.parametrize("tile", TILES)
 @pytest.mark.parametrize("factor_text", FACTORS)
 def test_pytorch_tiled_equals_untiled(factor_text, tile, device, trained) -> None:
-    factor, model = sd.Factor.parse(factor_text), trained.to(device)
+    factor, model = sd.Factor.parse(factor_text), copy.deepcopy(trained).to(device)  # `trained` stays on the CPU
     untiled = tiling.run_torch(model, image(), factor)
     tiled = tiling.run_torch(model, image(), factor, tile)
     assert tiled.shape == untiled.shape, f"tiled {tiled.shape} vs untiled {untiled.shape}"
