@@ -203,13 +203,13 @@ def decode_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
                                                               " (OpenCV could not decode it)"))
     return pixels
 
-def pixels_to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) RGB integers (8 or 16 bits) -> (1, 3, H, W) float32 in [0, 1]."""
-    values = rgb.astype(np.float32) / np.iinfo(rgb.dtype).max
+def pixels_to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """(H, W, C) integers (8 or 16 bits), e.g. RGB -> (1, C, H, W) float32 in [0, 1]."""
+    values = pixels.astype(np.float32) / np.iinfo(pixels.dtype).max
     return torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))[None]
 
 def tensor_to_pixels(image: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
-    """(1, 3, H, W) RGB float -> (H, W, 3) RGB integers of `dtype`, clamped to [0, 1] and rounded."""
+    """(1, C, H, W) float, e.g. RGB -> (H, W, C) integers of `dtype`, clamped to [0, 1] and rounded."""
     return np.rint(np.clip(image[0].transpose(1, 2, 0), 0.0, 1.0) * np.iinfo(dtype).max).astype(dtype)
 
 # Export

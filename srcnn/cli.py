@@ -18,7 +18,7 @@ from srcnn.images import Picture, image_paths, read_picture, upscale_alpha, writ
 from srcnn.plan import Job, check_outputs, plan_jobs, sized
 from srcnn.report import Report, finish
 from srcnn.runtime import ORT_RESIZES, OrtResize, OrtRunner, load_onnx, resize_keeps_the_size
-from srcnn.tiling import DEFAULT_TILE, TILE_ABOVE_PIXELS, halo, run_torch
+from srcnn.tiling import DEFAULT_TILE, TILE_ABOVE_PIXELS, check_tile, halo, run_torch
 from srcnn.weights import load_model
 
 log = logging.getLogger("srcnn")
@@ -47,15 +47,14 @@ def run(
     # Every check a user can fail comes before any work, so a mistake costs no time and writes nothing.
     sd.check_device(device)
     opset = sd.resolve_opset(exporter, opset)
-    if tile is not None and tile < 0:
-        raise sd.SrcnnError(f"--tile {tile}: must be 0 (never tile) or a positive number of output pixels")
+    check_tile(tile)
     images = image_paths(image_path)
     folder_mode = image_path.is_dir()
-    jobs = plan_jobs(images, factors, output_dir)
+    jobs = plan_jobs(images, factors, output_dir)  # image -> its jobs, one per factor
     first: Picture | None = None
     if not folder_mode:  # one image: its problems are the run's problems, reported now
         first = read_picture(images[0])
-        jobs = [sized(job, *first.rgb.shape[2:], tile) for job in jobs]
+        jobs[images[0]] = [sized(job, *first.rgb.shape[2:], tile) for job in jobs[images[0]]]
     sd.check_output_dir(output_dir)
     onnx_path = output_dir / f"srcnn{sd.EXPORT_FACTOR:g}.onnx"
     check_outputs(jobs, [] if onnx_model else [onnx_path], [*images, *filter(None, [weights, onnx_model])])
@@ -76,7 +75,7 @@ def run(
     runs = runs or (1 if folder_mode else sd.TIMING_RUNS)  # a folder is a job, not a demo: each image once
     bar = tqdm(images, desc="images", unit="image", disable=None if folder_mode else True, file=sys.stderr)
     for path in bar:
-        image_jobs = [job for job in jobs if job.image == path]
+        image_jobs = jobs[path]
         try:
             picture = first or read_picture(path)
             if folder_mode:
@@ -129,7 +128,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help=f"upscale factor, repeatable: a number (3, 2.5) or HEIGHTxWIDTH (5x6), each >="
                         f" {sd.MIN_FACTOR:g} (default: {' and '.join(sd.DEFAULT_FACTORS)})")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                        help="where PyTorch and ONNX Runtime run; cuda needs requirements-gpu.txt (default: %(default)s)")
+                        help="where PyTorch and ONNX Runtime run; cuda needs requirements-gpu.txt"
+                        " (default: %(default)s)")
     parser.add_argument("--exporter", choices=sd.EXPORTERS, default="torchscript",
                         help="torchscript: the tutorial's dynamo=False exporter; dynamo: the torch.export-based one"
                         " (default: %(default)s)")

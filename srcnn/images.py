@@ -44,8 +44,8 @@ def read_picture(path: Path) -> Picture:
     if channels not in (1, 3, 4):
         raise sd.SrcnnError(f"{path} has {channels} channels; grey, colour and colour+alpha are supported")
     rgb = np.repeat(pixels[:, :, None], 3, axis=2) if channels == 1 else pixels[:, :, 2::-1]  # BGR(A) -> RGB
-    alpha = None if channels != 4 else torch.from_numpy(pixels[:, :, 3] / np.float32(np.iinfo(pixels.dtype).max))
-    return Picture(sd.pixels_to_tensor(rgb), None if alpha is None else alpha[None, None], channels == 1, pixels.dtype)
+    alpha = sd.pixels_to_tensor(pixels[:, :, 3:]) if channels == 4 else None  # (1, 1, H, W)
+    return Picture(sd.pixels_to_tensor(rgb), alpha, channels == 1, pixels.dtype)
 
 
 def upscale_alpha(alpha: torch.Tensor, factor: sd.Factor) -> np.ndarray:
@@ -65,7 +65,7 @@ def picture_pixels(rgb: np.ndarray, like: Picture, alpha: np.ndarray | None = No
     bgr = pixels[:, :, ::-1]
     if alpha is None:
         return np.ascontiguousarray(bgr)
-    return np.dstack([bgr, sd.tensor_to_pixels(alpha[:, [0, 0, 0]], like.dtype.type)[:, :, :1]])
+    return np.dstack([bgr, sd.tensor_to_pixels(alpha, like.dtype.type)])  # (H, W, 4)
 
 
 @contextlib.contextmanager

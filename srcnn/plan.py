@@ -24,14 +24,13 @@ class Job:
     tile: int | None = None  # None: untiled
 
 
-def plan_jobs(images: Sequence[Path], factors: Sequence[sd.Factor], output_dir: Path) -> list[Job]:
-    """Every image at every factor, with its result paths: the input's name and format, in `output_dir`."""
-    jobs = []
+def plan_jobs(images: Sequence[Path], factors: Sequence[sd.Factor], output_dir: Path) -> dict[Path, list[Job]]:
+    """Each image's jobs, one per factor, with their result paths: the input's name and format, in `output_dir`."""
+    jobs = {}
     for image in images:
         suffix = image.suffix if image.suffix.lower() in IMAGE_SUFFIXES else ".png"
-        for factor in factors:
-            results = {rt: output_dir / f"{image.stem}_{rt}_{factor.tag}{suffix}" for rt in RUNTIMES}
-            jobs.append(Job(image, factor, results))
+        jobs[image] = [Job(image, f, {rt: output_dir / f"{image.stem}_{rt}_{f.tag}{suffix}" for rt in RUNTIMES})
+                       for f in factors]
     return jobs
 
 
@@ -47,13 +46,16 @@ def sized(job: Job, height: int, width: int, tile: int | None) -> Job:
     return dataclasses.replace(job, tile=job_tile)
 
 
-def check_outputs(jobs: Sequence[Job], extra_outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
+def check_outputs(jobs: dict[Path, list[Job]], extra_outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
     """Refuse a run that would write over one of its inputs, or write two of its results to one path."""
     read = {p.resolve(): p for p in inputs}
-    written: dict[Path, Path] = {}
-    for out in [*(p for job in jobs for p in job.results.values()), *extra_outputs]:
-        if out.resolve() in read:
-            kind = "image" if read[out.resolve()].suffix.lower() in IMAGE_SUFFIXES else "file"
+    written: set[Path] = set()
+    results = (path for image_jobs in jobs.values() for job in image_jobs for path in job.results.values())
+    for out in [*results, *extra_outputs]:
+        target = out.resolve()
+        if target in read:
+            kind = "image" if read[target].suffix.lower() in IMAGE_SUFFIXES else "file"
             raise sd.SrcnnError(f"the result {out} would overwrite an input {kind}; choose another --output-dir")
-        if (first := written.setdefault(out.resolve(), out)) is not out:
-            raise sd.SrcnnError(f"two results of this run would be written to {first}; give distinct factors")
+        if target in written:
+            raise sd.SrcnnError(f"two results of this run would be written to {out}; give distinct factors")
+        written.add(target)

@@ -66,16 +66,21 @@ def tile_boxes(height: int, width: int, tile: int, halo_px: int) -> list[TileBox
     ]
 
 
+def check_tile(tile: int | None) -> None:
+    """Refuse a --tile that is neither automatic (None), never (0) nor a positive size."""
+    if tile is not None and tile < 0:
+        raise sd.SrcnnError(f"--tile {tile}: must be 0 (never tile) or a positive number of output pixels")
+
+
 def choose_tile(height: int, width: int, factor: sd.Factor, tile: int | None) -> int | None:
     """The tile size for this image and factor: None (untiled) for `tile` 0 or small outputs.
 
     tile=None means automatic: DEFAULT_TILE when the output has more than TILE_ABOVE_PIXELS pixels.
     """
+    check_tile(tile)
     out_h, out_w = factor.output_size(height, width)
     if tile is None:
         return DEFAULT_TILE if out_h * out_w > TILE_ABOVE_PIXELS else None
-    if tile < 0:
-        raise sd.SrcnnError(f"--tile {tile}: must be 0 (never tile) or a positive number of output pixels")
     return None if tile == 0 or tile >= max(out_h, out_w) else tile
 
 
@@ -95,7 +100,8 @@ def refine_in_tiles(refine: Callable[[Image], Image], upsampled: Image, out: Ima
     return out
 
 
-def run_torch(model: sd.SuperResolutionNet, image: torch.Tensor, factor: sd.Factor, tile: int | None = None) -> np.ndarray:
+def run_torch(model: sd.SuperResolutionNet, image: torch.Tensor, factor: sd.Factor,
+              tile: int | None = None) -> np.ndarray:
     """sd.run_torch, or with `tile` the convolutions tile by tile (refine_in_tiles): the same pixels, less memory."""
     if tile is None:
         return sd.run_torch(model, image, factor)
