@@ -41,7 +41,7 @@ import srcnn_dynamic as sd
 from srcnn.errors import exit_code_for
 from srcnn.images import read_picture
 from srcnn.runtime import OrtResize, OrtRunner, load_onnx
-from srcnn.tiling import choose_tile, halo, run_torch
+from srcnn.tiling import choose_tile, model_halo, run_torch
 from srcnn.weights import load_model
 
 log = logging.getLogger("benchmark")
@@ -149,7 +149,7 @@ def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weig
             gpu_peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         resize: OrtResize = "resize" if config == "ort-exported" else "matmul"
-        runner = OrtRunner(load_onnx(onnx_path), halo(sd.SuperResolutionNet()), device, resize=resize, threads=threads)
+        runner = OrtRunner(load_onnx(onnx_path), model_halo(sd.SuperResolutionNet()), device, resize=resize, threads=threads)
         if device == "cuda":
             fn = _io_binding_runner(runner.session, image, case.factor)
         else:

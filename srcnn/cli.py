@@ -18,7 +18,7 @@ from srcnn.images import Picture, image_paths, read_picture, upscale_alpha, writ
 from srcnn.plan import Job, check_outputs, plan_jobs, sized
 from srcnn.report import Report, finish
 from srcnn.runtime import ORT_RESIZES, OrtResize, OrtRunner, load_onnx, resize_keeps_the_size
-from srcnn.tiling import DEFAULT_TILE, TILE_ABOVE_PIXELS, check_tile, halo, run_torch
+from srcnn.tiling import DEFAULT_TILE, TILE_ABOVE_PIXELS, check_tile, model_halo, run_torch
 from srcnn.weights import load_model
 
 log = logging.getLogger("srcnn")
@@ -66,7 +66,7 @@ def run(
         log.info("wrote %s", onnx_path)
     else:
         log.info("running %s as it is (no export)", onnx_model)
-    runner = OrtRunner(proto, halo(model), device, resize=ort_resize)
+    runner = OrtRunner(proto, model_halo(model), device, resize=ort_resize)
     log.info("ONNX Runtime %s on %s, resize as %s", ort.__version__, runner.session.get_providers()[0],
              "matrix products (resize_as_matmul)" if ort_resize == "matmul" else "exported (cubic Resize)")
     model.to(device)

@@ -28,7 +28,7 @@ PROGRESS_MIN_TILES = 8  # fewer tiles finish in about a second: no progress bar
 Image = TypeVar("Image")  # a torch.Tensor or a numpy array, (N, C, H, W): both slice and assign alike
 
 
-def halo(model: sd.SuperResolutionNet) -> int:
+def model_halo(model: sd.SuperResolutionNet) -> int:
     """How far an output pixel of refine() sees: the sum of the kernel radii (4 + 0 + 2 = 6 pixels)."""
     return sum(conv.kernel_size[0] // 2 for conv in (model.conv1, model.conv2, model.conv3))
 
@@ -45,24 +45,24 @@ class TileBox:
     out_cols: slice
 
 
-def _spans(length: int, tile: int, halo_px: int) -> list[tuple[slice, slice, slice]]:
+def _spans(length: int, tile: int, halo: int) -> list[tuple[slice, slice, slice]]:
     """(read, keep, write) slices along one axis."""
     spans = []
     for start in range(0, length, tile):
         stop = min(start + tile, length)
-        lo, hi = max(start - halo_px, 0), min(stop + halo_px, length)
+        lo, hi = max(start - halo, 0), min(stop + halo, length)
         spans.append((slice(lo, hi), slice(start - lo, stop - lo), slice(start, stop)))
     return spans
 
 
-def tile_boxes(height: int, width: int, tile: int, halo_px: int) -> list[TileBox]:
+def tile_boxes(height: int, width: int, tile: int, halo: int) -> list[TileBox]:
     """Tiles of at most tile x tile output pixels covering a height x width image, row by row."""
     if tile < 1:
         raise sd.SrcnnError(f"tile size {tile}: must be at least 1 pixel")
     return [
         TileBox(rows, cols, keep_rows, keep_cols, out_rows, out_cols)
-        for rows, keep_rows, out_rows in _spans(height, tile, halo_px)
-        for cols, keep_cols, out_cols in _spans(width, tile, halo_px)
+        for rows, keep_rows, out_rows in _spans(height, tile, halo)
+        for cols, keep_cols, out_cols in _spans(width, tile, halo)
     ]
 
 
@@ -91,10 +91,10 @@ def _progress(boxes: list[TileBox]) -> Iterator[TileBox]:
     return iter(tqdm(boxes, desc="tiles", unit="tile", leave=False, disable=None, file=sys.stderr))
 
 
-def refine_in_tiles(refine: Callable[[Image], Image], upsampled: Image, out: Image, tile: int, halo_px: int) -> Image:
+def refine_in_tiles(refine: Callable[[Image], Image], upsampled: Image, out: Image, tile: int, halo: int) -> Image:
     """Fill `out` with refine(upsampled), computed tile by tile; the one tile loop of both runtimes."""
     height, width = upsampled.shape[2:]  # type: ignore[attr-defined]
-    for box in _progress(tile_boxes(height, width, tile, halo_px)):
+    for box in _progress(tile_boxes(height, width, tile, halo)):
         refined = refine(upsampled[..., box.rows, box.cols])  # type: ignore[index]  # tile plus halo
         out[..., box.out_rows, box.out_cols] = refined[..., box.keep_rows, box.keep_cols]  # type: ignore[index]
     return out
@@ -108,5 +108,5 @@ def run_torch(model: sd.SuperResolutionNet, image: torch.Tensor, factor: sd.Fact
     device = model.conv1.weight.device
     with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=sd.CUDA_ALLOW_TF32):
         upsampled = model.upsample(image.to(device), factor.tensor(device))  # (N, 3, H', W'): 3 channels, small
-        out = refine_in_tiles(model.refine, upsampled, torch.empty_like(upsampled), tile, halo(model))
+        out = refine_in_tiles(model.refine, upsampled, torch.empty_like(upsampled), tile, model_halo(model))
     return out.cpu().numpy()

@@ -79,7 +79,7 @@ def runner_for(onnx_path: Callable[[str], Path]) -> Callable[..., runtime.OrtRun
 
     @functools.cache
     def get(exporter: str, device: str, resize: str = "matmul") -> runtime.OrtRunner:
-        return runtime.OrtRunner(onnx.load(onnx_path(exporter)), tiling.halo(sd.SuperResolutionNet()), device, resize=resize)
+        return runtime.OrtRunner(onnx.load(onnx_path(exporter)), tiling.model_halo(sd.SuperResolutionNet()), device, resize=resize)
 
     return get
 

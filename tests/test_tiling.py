@@ -54,7 +54,7 @@ def test_pytorch_tiled_equals_untiled(factor_text, tile, device, trained) -> Non
 @pytest.mark.parametrize("factor_text", FACTORS)
 def test_onnxruntime_tiled_equals_untiled(factor_text, tile, resize, device, trained, trained_onnx) -> None:
     factor = sd.Factor.parse(factor_text)
-    runner = runtime.OrtRunner(onnx.load(trained_onnx), tiling.halo(trained), device, resize=resize)
+    runner = runtime.OrtRunner(onnx.load(trained_onnx), tiling.model_halo(trained), device, resize=resize)
     untiled = runner(image().numpy(), factor)
     tiled = runner(image().numpy(), factor, tile)
     diff = float(np.max(np.abs(tiled - untiled)))
@@ -107,8 +107,8 @@ def test_choose_tile(tile, shape, expected) -> None:
 
 def test_halo_matches_the_graph(trained, trained_onnx) -> None:
     """The one halo (from the model's kernels) is also the exported graph's: its Conv kernel radii add up to it."""
-    assert tiling.halo(trained) == 6, f"kernel radii 4 + 0 + 2, got {tiling.halo(trained)}"
+    assert tiling.model_halo(trained) == 6, f"kernel radii 4 + 0 + 2, got {tiling.model_halo(trained)}"
     proto = onnx.load(trained_onnx)
     shapes = {t.name: tuple(t.dims) for t in proto.graph.initializer}
     radii = [shapes[n.input[1]][2] // 2 for n in proto.graph.node if n.op_type == "Conv"]
-    assert sum(radii) == tiling.halo(trained), f"the graph's kernel radii are {radii}"
+    assert sum(radii) == tiling.model_halo(trained), f"the graph's kernel radii are {radii}"
