@@ -15,7 +15,7 @@ Configurations:
   PyTorch eager     model(x, factor) under torch.inference_mode(), untiled: the baseline
   PyTorch tiled     srcnn.tiling.run_torch() as python -m srcnn runs it (tiles for large outputs)
   ORT as exported   the exported graph (cubic Resize) in a default ONNX Runtime session, untiled
-  ORT               as python -m srcnn runs it: Resize rewritten to matrix products, tiles for large outputs
+  ORT               as python -m srcnn runs it: Resize rewritten (--ort-resize auto), tiles for large outputs
 """
 
 from __future__ import annotations
@@ -34,13 +34,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 
+import srcnn.startup  # noqa: F401, I001 - first: a signal while the libraries load exits quietly
 import srcnn_dynamic as sd
-from srcnn.errors import exit_code_for
+from srcnn.errors import run_guarded
 from srcnn.images import read_picture
-from srcnn.runtime import OrtResize, OrtRunner, load_onnx
+from srcnn.runtime import OrtResize, OrtRunner, resize_form
 from srcnn.tiling import choose_tile, model_halo, run_torch
 from srcnn.weights import load_model
 
@@ -120,7 +122,31 @@ class Measurement:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident set so far, in MB.
+
+    Linux's VmHWM: ru_maxrss would start from the parent's resident set, which a forked worker inherits.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def timed_after_warmup(fn: Callable[[], object], runs: int,
+                       sync: Callable[[], object] = lambda: None) -> tuple[object, float]:
+    """sd.timed after WARMUP_RUNS untimed runs, each timed run waiting for `sync` (e.g. the GPU) before it ends."""
+    for _ in range(WARMUP_RUNS):
+        fn()
+    sync()
+
+    def synced() -> object:
+        result = fn()
+        sync()
+        return result
+
+    return sd.timed(synced, runs)
 
 
 def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weights: Path, threads: int,
@@ -143,20 +169,22 @@ def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weig
             def fn() -> np.ndarray:
                 return run_torch(model, x, case.factor, tile)
         idle = peak_rss_mb()
-        result, ms = sd.timed(fn, runs, warmup=WARMUP_RUNS, sync=sync)
+        result, ms = timed_after_warmup(fn, runs, sync)
         out = result.cpu().numpy() if isinstance(result, torch.Tensor) else result
         if device == "cuda":
             gpu_peak = torch.cuda.max_memory_allocated() / 2**20
     else:
-        resize: OrtResize = "resize" if config == "ort-exported" else "matmul"
-        runner = OrtRunner(load_onnx(onnx_path), model_halo(sd.SuperResolutionNet()), device, resize=resize, threads=threads)
+        resize: OrtResize = "resize" if config == "ort-exported" else "auto"
+        halo = model_halo(sd.SuperResolutionNet())
+        runner = OrtRunner(onnx.load(onnx_path), halo, device, resize=resize, threads=threads)
         if device == "cuda":
-            fn = _io_binding_runner(runner.session, image, case.factor)
+            form = resize_form(resize, case.height, case.width, case.factor)
+            fn = _io_binding_runner(runner.session(form), image, case.factor)
         else:
             def fn() -> np.ndarray:
                 return runner(image, case.factor, tile)
         idle = peak_rss_mb()
-        result, ms = sd.timed(fn, runs, warmup=WARMUP_RUNS)  # run_with_iobinding returns after the GPU is done
+        result, ms = timed_after_warmup(fn, runs)  # run_with_iobinding returns after the GPU is done
         out = result if isinstance(result, np.ndarray) else result()
     np.save(output, out)
     return Measurement(config, case.name, tile, ms, idle, peak_rss_mb(), gpu_peak, str(output))
@@ -200,7 +228,7 @@ def matmul_gflops(device: sd.Device, threads: int, side: int = MATMUL_SIDE, runs
     saved = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = sd.CUDA_ALLOW_TF32  # float32 throughput, like the model's
     try:
-        _, ms = sd.timed(lambda: torch.mm(a, b), runs, warmup=WARMUP_RUNS, sync=sync)
+        _, ms = timed_after_warmup(lambda: torch.mm(a, b), runs, sync)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
     return 2.0 * side**3 / (ms / 1e3) / 1e9
@@ -320,14 +348,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     log.setLevel(logging.INFO)
     sd.log.setLevel(logging.WARNING)
+    return run_guarded(lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure every case, print the table; return the exit code."""
     cases = args.case or [Case.parse(c) for c in CASES]
-    try:
-        sd.check_device(args.device)
-        with tempfile.TemporaryDirectory(prefix="srcnn-benchmark-") as folder:
-            rows, reference = benchmark(cases, device=args.device, threads=args.threads, runs=args.runs,
-                                        weights=args.weights, folder=Path(folder), matmul_side=args.matmul_side)
-    except (sd.SrcnnError, KeyboardInterrupt) as exc:
-        return exit_code_for(exc)
+    sd.check_device(args.device)
+    with tempfile.TemporaryDirectory(prefix="srcnn-benchmark-") as folder:
+        rows, reference = benchmark(cases, device=args.device, threads=args.threads, runs=args.runs,
+                                    weights=args.weights, folder=Path(folder), matmul_side=args.matmul_side)
     print(describe_machine(args.device, args.threads, reference, args.matmul_side))
     print(f"median of {args.runs} runs after {WARMUP_RUNS} warm-up; peak/idle MB: the worker process's resident set")
     print(format_table(rows))

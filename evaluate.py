@@ -23,14 +23,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 import torch
 
+import srcnn.startup  # noqa: F401, I001 - first: a signal while the libraries load exits quietly
 import srcnn_dynamic as sd
 from srcnn import data
-from srcnn.errors import exit_code_for, factor_arg
-from srcnn.images import image_paths, read_picture, write_image
-from srcnn.runtime import create_session
+from srcnn.errors import factor_arg, run_guarded
+from srcnn.images import IMAGE_SUFFIXES, image_paths, read_picture, write_image
+from srcnn.plan import check_output_file
+from srcnn.runtime import OrtRunner
+from srcnn.tiling import model_halo
 from srcnn.weights import load_model
 
 log = logging.getLogger("evaluate")
@@ -75,7 +77,7 @@ def bicubic(lr: torch.Tensor, factor: sd.Factor) -> torch.Tensor:
 
 def evaluate(
     model: sd.SuperResolutionNet,
-    session: ort.InferenceSession,
+    runner: OrtRunner,
     images: Sequence[tuple[str, torch.Tensor]],
     factors: Sequence[sd.Factor],
 ) -> list[Row]:
@@ -86,7 +88,7 @@ def evaluate(
             lr, hr = data.make_pair(image, factor)
             with torch.inference_mode():
                 sr = model(lr, factor.tensor())
-            sr_ort = torch.from_numpy(sd.run_session(session, lr.numpy(), factor))
+            sr_ort = torch.from_numpy(runner(lr.numpy(), factor))
             rows.append(
                 Row(name, factor, data.score(hr, bicubic(lr, factor), factor), data.score(hr, sr, factor),
                     data.psnr_y(hr, sr_ort, factor))
@@ -158,20 +160,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=sd.DEFAULT_WEIGHTS, metavar="PATH", help="(default: the shipped weights)")
     parser.add_argument("--per-image", action="store_true", help="a row per image as well as the means")
     parser.add_argument("--figure", type=Path, metavar="PATH", help="also draw the face figure (x3, x4) to PATH")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with tracebacks")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    log.setLevel(logging.INFO)
-    try:
-        factors = args.factor or [sd.Factor.parse(f) for f in data.EVAL_FACTORS]
-        images = load_images(args.images)
-        model = load_model(args.weights)
-        with tempfile.TemporaryDirectory() as tmp:
-            session = create_session(sd.export_onnx(model, Path(tmp) / "srcnn3.onnx"))
-            rows = evaluate(model, session, images, factors)
-        if args.figure:
-            face_figure(model, args.figure)
-    except (sd.SrcnnError, KeyboardInterrupt) as exc:
-        return exit_code_for(exc)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    return run_guarded(lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check every path and number, evaluate, print the table; return the exit code."""
+    factors = args.factor or [sd.Factor.parse(f) for f in data.EVAL_FACTORS]
+    if args.figure:
+        inputs = [args.weights, sd.DEFAULT_IMAGE, *(image_paths(args.images) if args.images else [])]
+        check_output_file(args.figure, "--figure", inputs)
+        if args.figure.suffix.lower() not in IMAGE_SUFFIXES:
+            raise sd.SrcnnError(f"--figure {args.figure}: give an image suffix ({', '.join(IMAGE_SUFFIXES)})")
+    images = load_images(args.images)
+    for factor in factors:  # every image must be large enough for every factor, before any work
+        for name, image in images:
+            try:
+                data.pair_size(*image.shape[2:], factor)
+            except sd.SrcnnError as exc:
+                raise sd.SrcnnError(f"{name}: {exc}") from None
+    model = load_model(args.weights)
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = OrtRunner(sd.export_onnx(model, Path(tmp) / "srcnn3.onnx"), model_halo(model))  # as python -m srcnn
+        rows = evaluate(model, runner, images, factors)
+    if args.figure:
+        face_figure(model, args.figure)
     print(format_table(rows, args.per_image))
     worst = max(rows, key=lambda r: abs(r.ort_psnr - r.srcnn.psnr))
     if abs(worst.ort_psnr - worst.srcnn.psnr) > ORT_PSNR_TOLERANCE:

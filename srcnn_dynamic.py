@@ -1,9 +1,9 @@
 """SRCNN with a runtime upscale factor: PyTorch -> ONNX -> ONNX Runtime, proven equal at unseen factors.
 
-A modern reproduction of OpenMMLab mmdeploy's tutorial "solving the hard parts of model deployment": the factor
-is a tensor input [1, 1, fh, fw] feeding one `Resize`, so the model, exported once at x3, runs at x4, x2.5 or 5x6.
-Two exporters write the same graph: torchscript (the tutorial's) through NewInterpolate.symbolic, dynamo through
-a custom op and an onnxscript translation. Read top to bottom; the `srcnn` package builds the product on it.
+A modern reproduction of OpenMMLab mmdeploy's tutorial "solving the hard parts of model deployment": the factor is
+a tensor input [1, 1, fh, fw] feeding one `Resize`, so the model, exported once at x3, runs at x4, x2.5 or 5x6. Two
+exporters write that graph: torchscript (the tutorial's) through NewInterpolate.symbolic, dynamo through a custom op
+and an onnxscript translation. Read top to bottom; the `srcnn` package builds the product on it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import argparse
 import logging
 import math
 import os
+import signal
 import sys
 import time
 import warnings
@@ -19,9 +20,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal
 
-import cv2
+MAX_INPUT_PIXELS = 8192 * 8192  # no command here reads a larger image (factors >= 1, results stop at 8192^2)...
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_INPUT_PIXELS))  # ...and OpenCV refuses one by its header
+import cv2  # noqa: E402 - OpenCV reads that limit when it loads
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -30,7 +33,6 @@ import torch.nn as nn
 from torch.export import Dim
 
 log = logging.getLogger("srcnn_dynamic")
-T = TypeVar("T")
 
 # The Resize attributes that make ONNX Runtime compute exactly F.interpolate(mode="bicubic", align_corners=False):
 RESIZE_MODE = "cubic"  # bicubic = cubic convolution along H, then along W
@@ -53,7 +55,7 @@ SEED = 0  # the random initialisation when no weights file exists; training's pa
 TIMING_RUNS = 3  # the table reports the median of this many runs (the first one included)
 PARITY_ATOL = 1e-4  # ORT vs PyTorch on [0, 1]: sums in other orders; 40x below one 8-bit level (docs/testing.md)
 CUDA_ALLOW_TF32 = False  # TF32 convolutions (10-bit mantissa) put the runtimes ~1e-3 apart: parity is float32
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130  # 130 = 128 + SIGINT, as shells report it
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 4, 130  # 130 = 128 + SIGINT
 
 class SrcnnError(Exception):
     """A mistake the user can fix (bad factor, missing file, unavailable device): reported in one line."""
@@ -67,12 +69,11 @@ class Factor:
     @classmethod
     def parse(cls, text: str) -> Factor:
         """'3' -> 3x3, '2.5' -> 2.5x2.5, '5x6' -> height 5, width 6; each finite and >= MIN_FACTOR."""
-        parts = text.strip().lower().split("x")
         try:
-            values = [float(p) for p in parts] if len(parts) <= 2 else []
+            values = [float(p) for p in text.strip().lower().split("x")]
         except ValueError:
             values = []
-        if not values:
+        if not 1 <= len(values) <= 2:
             raise SrcnnError(f"factor {text!r}: expected a number such as 3 or 2.5, or HEIGHTxWIDTH such as 5x6")
         if not all(math.isfinite(v) and v >= MIN_FACTOR for v in values):
             raise SrcnnError(f"factor {text!r}: each factor must be a finite number >= {MIN_FACTOR:g}")
@@ -157,8 +158,8 @@ class SuperResolutionNet(nn.Module):
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict, or an mmediting/mmagic checkpoint's, read with weights_only=True: no pickled code runs."""
-    if not path.is_file():
-        raise SrcnnError(f"weights file not found: {path}")
+    if not path.is_file():  # a FIFO or a device would block torch.load
+        raise SrcnnError(f"weights file {path} is not a file" if path.exists() else f"weights file not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, KeyError, EOFError, RuntimeError...: one line, naming the cause
@@ -170,8 +171,10 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         detail = next((line for line in lines if line.startswith("Unsupported")), f"{type(exc).__name__}: {lines[0]}")
         raise SrcnnError(f"weights file {path} is corrupt or not a PyTorch file ({detail})") from None
     obj = obj.get("state_dict", obj) if isinstance(obj, dict) else obj  # mmediting/mmagic checkpoints nest it...
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise SrcnnError(f"weights file {path} does not hold a state dict (a mapping of names to tensors)")
+    if not isinstance(obj, dict) or not all(  # names -> dense float tensors, not sparse, meta, quantized, NaN or inf
+            isinstance(k, str) and isinstance(v, torch.Tensor) and v.layout == torch.strided and not v.is_meta
+            and v.is_floating_point() and bool(torch.isfinite(v).all()) for k, v in obj.items()):
+        raise SrcnnError(f"weights file {path} does not hold a state dict (names -> tensors of finite float values)")
     return {k.removeprefix("generator."): v for k, v in obj.items()}  # ...with the network under `generator`
 
 def build_model(state_dict: dict[str, torch.Tensor] | None = None) -> SuperResolutionNet:
@@ -191,16 +194,16 @@ def build_model(state_dict: dict[str, torch.Tensor] | None = None) -> SuperResol
 # Images and files: OpenCV holds BGR pixels (H, W, C); the model takes RGB float32 (1, 3, H, W) in [0, 1]
 def decode_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """A file's pixels as OpenCV decodes them with `flags` (by default 8-bit BGR, upright by EXIF)."""
-    if not path.is_file():
-        raise SrcnnError(f"{path} is a folder, not an image" if path.is_dir() else f"image not found: {path}")
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # with imdecode, also reads non-ASCII paths
+    if not path.is_file():  # a FIFO or a device would block the read
+        raise SrcnnError(f"{path} is not an image file" if path.exists() else f"image not found: {path}")
+    try:  # np.fromfile + imdecode also read non-ASCII paths
+        pixels = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flags)
     except OSError as exc:
         raise SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
-    pixels = cv2.imdecode(data, flags) if data.size else None
+    except cv2.error:  # an empty file, or one whose header declares over MAX_INPUT_PIXELS: nothing was decoded
+        raise SrcnnError(f"cannot read {path} as an image: empty, or over {MAX_INPUT_PIXELS:,} pixels") from None
     if pixels is None:
-        raise SrcnnError(f"cannot read {path} as an image" + (": the file is empty" if data.size == 0 else
-                                                              " (OpenCV could not decode it)"))
+        raise SrcnnError(f"cannot read {path} as an image (OpenCV could not decode it)")
     return pixels
 
 def pixels_to_tensor(pixels: np.ndarray) -> torch.Tensor:
@@ -213,8 +216,8 @@ def tensor_to_pixels(image: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
     return np.rint(np.clip(image[0].transpose(1, 2, 0), 0.0, 1.0) * np.iinfo(dtype).max).astype(dtype)
 
 # Export
-def resolve_opset(exporter: Exporter, opset: int | None) -> int:
-    """The exporter's default opset, or `opset` if the exporter supports it."""
+def check_opset(exporter: Exporter, opset: int | None) -> int:
+    """`opset`, or the exporter's default when None; refused if the exporter cannot write it."""
     if opset is not None and opset < MIN_OPSET[exporter]:
         raise SrcnnError(f"--opset {opset}: the {exporter} exporter needs opset {MIN_OPSET[exporter]} or newer")
     return opset or MIN_OPSET[exporter]
@@ -222,15 +225,15 @@ def resolve_opset(exporter: Exporter, opset: int | None) -> int:
 def export_onnx(model: SuperResolutionNet, path: Path, *, exporter: Exporter = "torchscript",
                 opset: int | None = None) -> onnx.ModelProto:
     """Export to `path` with dynamic batch, height and width and a runtime `factor` input; return the model."""
-    opset, factor = resolve_opset(exporter, opset), Factor(EXPORT_FACTOR, EXPORT_FACTOR)
+    opset, factor = check_opset(exporter, opset), Factor(EXPORT_FACTOR, EXPORT_FACTOR)  # before anything is written
     example = (torch.rand(1, 3, EXPORT_SAMPLE_SIDE, EXPORT_SAMPLE_SIDE), factor.tensor())  # traced with these
     log.info("exporting %s with the %s exporter (opset %d, traced at x%s)", path.name, exporter, opset, factor.tag)
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings():
             # Expected chatter: TorchScript's deprecation, tracer notes (the factor stays an input), "no torchvision"
             logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-            for category in (DeprecationWarning, FutureWarning, torch.jit.TracerWarning):
-                warnings.filterwarnings("ignore", category=category)
+            warnings.simplefilter("ignore")  # the exporters' warnings only; their errors still raise
             if exporter == "torchscript":
                 torch.onnx.export(
                     model, example, path,
@@ -317,14 +320,12 @@ def run_torch(model: SuperResolutionNet, image: torch.Tensor, factor: Factor) ->
         device = model.conv1.weight.device
         return model(image.to(device), factor.tensor(device)).cpu().numpy()
 
-def timed(fn: Callable[[], T], runs: int = TIMING_RUNS, *, warmup: int = 0,
-          sync: Callable[[], object] = lambda: None) -> tuple[T, float]:
-    """`fn`'s last result and the median ms of `runs` runs after `warmup` ones; `sync` e.g. waits for the GPU."""
-    times, results = [], [fn() for _ in range(warmup)]
+def timed(fn: Callable[[], Any], runs: int = TIMING_RUNS) -> tuple[Any, float]:
+    """`fn`'s last result and the median wall time (ms) of `runs` runs, the first one included."""
+    times, results = [], []
     for _ in range(runs):
         start = time.perf_counter()
         results.append(fn())
-        sync()
         times.append((time.perf_counter() - start) * 1e3)
     return results[-1], float(np.median(times))
 
@@ -405,24 +406,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with exporter tracebacks")
     args = parser.parse_args(argv)
     weights = args.weights or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
-    # Our status lines at INFO; other libraries' (onnxscript's passes) only at WARNING unless --verbose.
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)  # ours at INFO, other libraries' at WARNING
     onnx_path = args.output_dir / f"srcnn{EXPORT_FACTOR:g}.onnx"
     try:
         factors = [Factor.parse(text) for text in args.factor or DEFAULT_FACTORS]
         check_device(args.device)  # every check a user can fail comes first: a mistake costs no time, writes nothing
-        opset = resolve_opset(args.exporter, args.opset)
         image = pixels_to_tensor(decode_image(args.image)[:, :, ::-1])  # (1, 3, H, W) RGB; grey as 3 channels
         for factor in factors:
             check_output_size(image.shape[2:], factor, advice="; use a smaller factor or image, or python -m srcnn")
         check_output_dir(args.output_dir)
-        results = {(f, rt): args.output_dir / f"{args.image.stem}_{rt}_{f.tag}.png" for f in factors
-                   for rt in ("torch", "ort")}
+        if len({f.tag for f in factors}) < len(factors):  # 1 and 1.0000001 would both write face_ort_1.png
+            raise SrcnnError(f"factors {', '.join(f.tag for f in factors)}: two results would share a name")
+        if onnx_path.resolve() in {p.resolve() for p in (args.image, weights) if p}:
+            raise SrcnnError(f"{onnx_path} is an input of this run: choose another --output-dir")
         model = build_model(load_state_dict(weights) if weights else None)
-        log.info("weights: %s", weights or "random")
-        args.output_dir.mkdir(parents=True, exist_ok=True)
-        export_onnx(model, onnx_path, exporter=args.exporter, opset=opset)
+        export_onnx(model, onnx_path, exporter=args.exporter, opset=args.opset)  # checks the opset before writing
         session = create_session(onnx_path, args.device)  # the graph exactly as exported
         log.info("wrote %s; ONNX Runtime %s on %s", onnx_path, ort.__version__, session.get_providers()[0])
         rows = []
@@ -430,21 +429,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch_out, torch_ms = timed(partial(run_torch, model.to(args.device), image, factor))
             ort_out, ort_ms = timed(partial(run_session, session, image.numpy(), factor))
             for runtime, out in (("torch", torch_out), ("ort", ort_out)):
-                if not cv2.imwrite(str(results[factor, runtime]), tensor_to_pixels(out)[:, :, ::-1]):  # as BGR
-                    raise SrcnnError(f"OpenCV could not write {results[factor, runtime]}")
+                path = args.output_dir / f"{args.image.stem}_{runtime}_{factor.tag}.png"  # face_ort_3.png
+                if not cv2.imwrite(str(path), tensor_to_pixels(out)[:, :, ::-1]):  # RGB -> OpenCV's BGR
+                    raise SrcnnError(f"OpenCV could not write {path}")
             rows.append(compare(args.image.name, factor, torch_out, ort_out, torch_ms, ort_ms))
-    except SrcnnError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # one line, never a traceback: a mistake (exit 2) or a crash (exit 4; -v logs it)
+        log.debug("the traceback:", exc_info=exc)
+        print(f"error: {exc}" if isinstance(exc, SrcnnError) else f"error: {exc!r} (-v: traceback)", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, SrcnnError) else EXIT_CRASH
     print(format_table(rows))
-    if failed := [r for r in rows if not r.ok]:
-        worst = max(failed, key=lambda r: r.max_abs_diff)
-        log.error("ONNX Runtime differs from PyTorch by %.2e at x%s", worst.max_abs_diff, worst.factor.tag)
-        return EXIT_MISMATCH
-    return EXIT_OK
+    if bad := [r for r in rows if not r.ok]:
+        log.error("ONNX Runtime differs from PyTorch by %.2e at x%s", bad[0].max_abs_diff, bad[0].factor.tag)
+    return EXIT_MISMATCH if bad else EXIT_OK
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `python srcnn_dynamic.py | head -1` ends quietly
     sys.exit(main())

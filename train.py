@@ -1,6 +1,7 @@
 """Train one SuperResolutionNet for every upscale factor from 2 to 4, on photos bundled with scikit-image.
 
-    python train.py                      # the defaults reproduce the shipped weights/srcnn_dynamic.pth
+    python train.py                                  # writes outputs/srcnn_dynamic.pth, as the shipped weights were made
+    python train.py --out weights/srcnn_dynamic.pth  # replaces the shipped weights (only when asked)
     python train.py --steps 2000 --out /tmp/quick.pth
 
 Each batch draws one factor from 2, 2.25, ..., 4 (integers and non-integers), cuts high-resolution patches from
@@ -25,13 +26,17 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+import srcnn.startup  # noqa: F401, I001 - first: a signal while the libraries load exits quietly
 import srcnn_dynamic as sd
 from srcnn import data
-from srcnn.errors import exit_code_for
+from srcnn.errors import run_guarded
+from srcnn.plan import check_output_file
 from srcnn.weights import save_state_dict
 
 log = logging.getLogger("train")
 
+DEFAULT_OUT = Path("outputs") / "srcnn_dynamic.pth"  # a try never replaces the shipped weights unless asked to
+MAX_BATCH_SIZE = 4096  # 64x64 patches: about 2 GB of activations at this size; beyond it, memory runs out
 STEPS = 22_000  # about 45 minutes on a 2-core CPU (0.11 s a step, plus validation)
 BATCH_SIZE = 32
 HR_PATCH = 64  # high-resolution patch side; its low-resolution side is a multiple of 4 so x2.25 etc. fit exactly
@@ -176,32 +181,43 @@ def train(
     return TrainResult(best_psnr, best_step, initial_psnr, time.perf_counter() - start, history)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, every number and path checked (argparse's one-line errors, exit 2) before any work."""
     parser = sd.OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=STEPS, metavar="N", help="Adam steps (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N", help="patches per step (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=sd.DEFAULT_WEIGHTS, metavar="PATH",
-                        help="where the best state dict goes (default: the shipped weights/srcnn_dynamic.pth)")
-    parser.add_argument("--seed", type=int, default=sd.SEED, help="(default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N",
+                        help=f"patches per step, 1 to {MAX_BATCH_SIZE} (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="PATH",
+                        help="where the best state dict goes (default: %(default)s; the shipped weights are"
+                        f" {sd.DEFAULT_WEIGHTS.relative_to(sd.DEFAULT_IMAGE.parent)}, replaced only if named here)")
+    parser.add_argument("--seed", type=int, default=sd.SEED, help="0 or more (default: %(default)s)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with tracebacks")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.batch_size < 1:
-        parser.error("--steps and --batch-size must be positive")
-    try:
-        sd.check_output_dir(args.out.parent)  # fail now, not after the first validation
-    except sd.SrcnnError as exc:
-        return exit_code_for(sd.SrcnnError(f"--out {args.out}: {exc}"))
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    log.info("training on %d photos, validating on %s; torch threads: %d", len(data.TRAINING_PHOTOS),
-             ", ".join(data.VALIDATION_PHOTOS), torch.get_num_threads())
-    try:
+    if args.steps < 1:
+        parser.error(f"--steps {args.steps}: must be at least 1")
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        parser.error(f"--batch-size {args.batch_size}: must be from 1 to {MAX_BATCH_SIZE}")
+    if args.seed < 0:
+        parser.error(f"--seed {args.seed}: must be 0 or more")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+
+    def work() -> int:
+        check_output_file(args.out, "--out")  # fail now, not after an hour of training
+        log.info("training on %d photos, validating on %s; torch threads: %d", len(data.TRAINING_PHOTOS),
+                 ", ".join(data.VALIDATION_PHOTOS), torch.get_num_threads())
         result = train(steps=args.steps, batch_size=args.batch_size, out=args.out, seed=args.seed)
-    except KeyboardInterrupt:
-        print(f"interrupted: {args.out} was not written", file=sys.stderr)
-        return sd.EXIT_INTERRUPTED
-    log.info("best validation Y-PSNR %.3f dB at step %d (bicubic %.3f dB, gain %+.3f dB); %.1f min; wrote %s",
-             result.best_psnr, result.best_step, result.initial_psnr, result.best_psnr - result.initial_psnr,
-             result.seconds / 60, args.out)
-    return 0
+        log.info("best validation Y-PSNR %.3f dB at step %d (bicubic %.3f dB, gain %+.3f dB); %.1f min; wrote %s",
+                 result.best_psnr, result.best_step, result.initial_psnr, result.best_psnr - result.initial_psnr,
+                 result.seconds / 60, args.out)
+        return sd.EXIT_OK
+
+    return run_guarded(work)
 
 
 if __name__ == "__main__":

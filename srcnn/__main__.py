@@ -1,5 +1,6 @@
 """`python -m srcnn`: upscale images with PyTorch and ONNX Runtime, checked against each other."""
 
+import srcnn.startup  # noqa: F401, I001 - first: a signal while the libraries load exits quietly
 import sys
 
 from srcnn.cli import main

@@ -63,7 +63,16 @@ def lr_side(hr_side: int, factor: float) -> int:
         whole = round(k * factor)
         if abs(k * factor - whole) < 1e-6 and sd.resized_length(k, factor) == whole:
             return k
-    raise ValueError(f"no low-resolution size fits {hr_side} pixels at x{factor}")
+    raise sd.SrcnnError(f"no low-resolution size fits {hr_side} pixels at x{factor:g}")
+
+
+def pair_size(height: int, width: int, factor: sd.Factor) -> tuple[int, int]:
+    """The low-resolution size make_pair cuts from a height x width image; SrcnnError if it is too small."""
+    kh, kw = lr_side(height, factor.height), lr_side(width, factor.width)
+    if min(kh * factor.height - 2 * math.ceil(factor.height), kw * factor.width - 2 * math.ceil(factor.width)) < 1:
+        raise sd.SrcnnError(f"a {height}x{width} image is too small to measure at x{factor.tag}: nothing is left"
+                            " once the border is cropped")
+    return kh, kw
 
 
 def make_pair(hr: torch.Tensor, factor: sd.Factor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,7 +81,7 @@ def make_pair(hr: torch.Tensor, factor: sd.Factor) -> tuple[torch.Tensor, torch.
     The low-resolution image is the antialiased bicubic downsampling of the crop, quantised to 8 bits. The size is
     given explicitly (k pixels), which is F.interpolate(scale_factor=1/s) without its floating-point rounding.
     """
-    kh, kw = lr_side(hr.shape[2], factor.height), lr_side(hr.shape[3], factor.width)
+    kh, kw = pair_size(hr.shape[2], hr.shape[3], factor)
     hr = hr[:, :, : round(kh * factor.height), : round(kw * factor.width)]
     lr = F.interpolate(hr, size=(kh, kw), mode="bicubic", align_corners=False, antialias=True)
     return quantise(lr), hr

@@ -1,22 +1,66 @@
-"""Exit codes and the one-line reporting of user mistakes and Ctrl-C, shared by every command."""
+"""Exit codes, and how every command ends: one line on stderr for a mistake, a signal or a crash, never a traceback."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
+from collections.abc import Callable
+from types import FrameType
 
 import srcnn_dynamic as sd
 
+log = logging.getLogger("srcnn")
+
 EXIT_SKIPPED = 3  # --image DIR: some images could not be processed (each named); the others were
+EXIT_CRASH = 4  # neither a mistake in the command nor a parity failure: a bug, out of memory, a failing disk
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, `kill`/`timeout`/schedulers, a closed terminal
 
 
-def exit_code_for(exc: sd.SrcnnError | KeyboardInterrupt) -> int:
-    """Report a user mistake or Ctrl-C in one line on stderr; return the documented exit code."""
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is so that it unwinds as on Ctrl-C (atomic writes clean up)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """Report how a command ended in one line on stderr; return its documented exit code."""
     if isinstance(exc, KeyboardInterrupt):  # atomic writes have removed any half-written file on the way out
-        print("interrupted: no partial files were left", file=sys.stderr)
-        return sd.EXIT_INTERRUPTED
-    print(f"error: {exc}", file=sys.stderr)
-    return sd.EXIT_USAGE
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"interrupted ({signal.Signals(signum).name}): no partial files were left", file=sys.stderr)
+        return 128 + signum
+    if isinstance(exc, BrokenPipeError):  # `... | head -1`: the reader has gone; say nothing more to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    if isinstance(exc, sd.SrcnnError):
+        print(f"error: {exc}", file=sys.stderr)
+        return sd.EXIT_USAGE
+    log.debug("the traceback of the failure:", exc_info=exc)  # shown with -v
+    what = "out of memory" if isinstance(exc, MemoryError) else "unexpected failure"
+    detail = (str(exc).strip().splitlines() or [""])[0]
+    print(f"error: {what} ({type(exc).__name__}: {detail}); rerun with -v for the traceback", file=sys.stderr)
+    return EXIT_CRASH
+
+
+def run_guarded(work: Callable[[], int]) -> int:
+    """`work()`'s exit code; SIGTERM and SIGHUP act as Ctrl-C, and any exception ends in one line (exit_code_for)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in SIGNALS[1:]:
+        signal.signal(signum, _raise_interrupted)
+    try:
+        return work()
+    except Exception as exc:  # noqa: BLE001 - every failure is reported in one line, with its own exit code
+        return exit_code_for(exc)
+    except KeyboardInterrupt as exc:
+        return exit_code_for(exc)
 
 
 def factor_arg(text: str) -> sd.Factor:

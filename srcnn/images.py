@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import srcnn_dynamic as sd
+from srcnn.headers import read_header
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what --image DIR picks up
 DEPTHS = (np.dtype(np.uint8), np.dtype(np.uint16))  # what files hold and results keep
@@ -30,7 +31,14 @@ class Picture:
 
 
 def read_picture(path: Path) -> Picture:
-    """Read a grey, colour or colour+alpha image of 8 or 16 bits; one-line SrcnnError for anything else."""
+    """Read a grey, colour or colour+alpha image of 8 or 16 bits; one-line SrcnnError for anything else.
+
+    Its header is read first: an image that declares more than sd.MAX_INPUT_PIXELS is refused before decoding.
+    """
+    header = read_header(path)
+    if header.height * header.width > sd.MAX_INPUT_PIXELS:
+        raise sd.SrcnnError(f"{path} declares {header.height}x{header.width} pixels, over the limit of"
+                            f" {sd.MAX_INPUT_PIXELS:,} for any input")
     pixels = sd.decode_image(path, cv2.IMREAD_UNCHANGED)  # keeps grey, alpha and 16 bits, but ignores EXIF
     if pixels.ndim == 2 or pixels.shape[2] != 4:
         # Without alpha, ANYDEPTH | ANYCOLOR keeps grey and 16 bits and turns the picture upright by its EXIF
@@ -84,8 +92,11 @@ def write_image(path: Path, pixels: np.ndarray) -> None:
     ok, encoded = cv2.imencode(path.suffix or ".png", pixels)
     if not ok:
         raise sd.SrcnnError(f"OpenCV cannot encode an image as {path.suffix!r} for {path}")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(encoded.tobytes())
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(encoded.tobytes())
+    except OSError as exc:  # a full disk or a read-only folder: nothing half-written is left
+        raise sd.SrcnnError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def write_picture(path: Path, rgb: np.ndarray, like: Picture, alpha: np.ndarray | None = None) -> None:
@@ -97,7 +108,8 @@ def image_paths(image: Path, option: str = "--image") -> list[Path]:
     """[image] for a file; the images in a folder (by suffix, sorted) for a folder. `option` names it in errors."""
     if not image.is_dir():
         return [image]
-    paths = sorted(p for p in image.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    # Special files (a FIFO named photo.png) are listed too, so that they are refused and named, never read.
+    paths = sorted(p for p in image.iterdir() if not p.is_dir() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise sd.SrcnnError(f"{option} {image}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return paths

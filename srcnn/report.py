@@ -23,7 +23,7 @@ class Report:
 def finish(report: Report) -> int:
     """Print the table, log what failed, and return the exit code: mismatch first, then skipped images."""
     if report.rows:
-        print(sd.format_table(report.rows))
+        print(sd.format_table(report.rows), flush=True)  # a closed pipe is found here, inside the guard
     if failed := [r for r in report.rows if not r.ok]:
         worst = max(failed, key=lambda r: r.max_abs_diff)
         log.error("ONNX Runtime differs from PyTorch by %.2e (> %g) on %s at x%s", worst.max_abs_diff,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import onnx
 
@@ -46,13 +48,13 @@ def _keys_weight(b: _GraphBuilder, distance: str, near: bool) -> str:
     return value
 
 
-def _interpolation_matrix(b: _GraphBuilder, shape: str, factor: str, axis: int) -> str:
-    """(out_length, in_length) float matrix of bicubic weights along `axis` (2: height, 3: width).
+def _taps(b: _GraphBuilder, shape: str, factor: str, axis: int) -> list[tuple[str, str]]:
+    """The four (source index, weight) pairs of bicubic interpolation along `axis` (2: height, 3: width), each (out,).
 
     Every step mirrors PyTorch's upsample_bicubic2d: out = floor(in * f) in float32 (as Resize does),
     src = (dst + 0.5) / f - 0.5, taps at floor(src) - 1 ... floor(src) + 2 clamped to the image, weights
-    Keys(1 + t), Keys(t), Keys(1 - t), Keys(2 - t) with t = src - floor(src). All in float: opset 11's Max, Min
-    and Equal take no integers, and every index here is a small whole number, exact in float32.
+    Keys(1 + t), Keys(t), Keys(1 - t), Keys(2 - t) with t = src - floor(src). Indices stay float: opset 11's Max,
+    Min and Equal take no integers, and every index here is a small whole number, exact in float32.
     """
     one, zero = b.const(1.0), b.const(0.0)
     in_length = b.op("Cast", b.op("Gather", shape, b.const(axis, np.int64)), to=onnx.TensorProto.FLOAT)  # ()
@@ -63,35 +65,72 @@ def _interpolation_matrix(b: _GraphBuilder, shape: str, factor: str, axis: int) 
     base = b.op("Floor", src)
     t = b.op("Sub", src, base)  # (out,) in [0, 1)
     last = b.op("Sub", in_length, one)
-    columns = b.op("Reshape", b.op("Range", zero, in_length, one), b.const([1, -1], np.int64))  # (1, in)
-    distances = [(b.op("Add", t, one), False), (t, True), (b.op("Sub", one, t), True), (b.op("Sub", b.const(2.0), t), False)]
+    distances = [(b.op("Add", t, one), False), (t, True), (b.op("Sub", one, t), True),
+                 (b.op("Sub", b.const(2.0), t), False)]
+    return [(b.op("Min", b.op("Max", b.op("Add", base, b.const(tap - 1.0)), zero), last),  # clamped to the image
+             _keys_weight(b, distance, near)) for tap, (distance, near) in enumerate(distances)]
+
+
+def _interpolation_matrix(b: _GraphBuilder, shape: str, factor: str, axis: int) -> str:
+    """(out_length, in_length) float matrix of the bicubic weights along `axis`: each row holds its four taps."""
+    columns = b.op("Reshape", b.op("Range", b.const(0.0), b.op("Cast", b.op("Gather", shape, b.const(axis, np.int64)),
+                                                                  to=onnx.TensorProto.FLOAT), b.const(1.0)),
+                   b.const([1, -1], np.int64))  # (1, in)
     matrix = None
-    for tap, (distance, near) in enumerate(distances):
-        weight = b.op("Reshape", _keys_weight(b, distance, near), b.const([-1, 1], np.int64))  # (out, 1)
-        index = b.op("Min", b.op("Max", b.op("Add", base, b.const(tap - 1.0)), zero), last)  # clamp to the image
+    for index, weight in _taps(b, shape, factor, axis):
         hits = b.op("Equal", b.op("Reshape", index, b.const([-1, 1], np.int64)), columns)  # (out, in) one-hot
-        term = b.op("Mul", b.op("Cast", hits, to=onnx.TensorProto.FLOAT), weight)
+        column_weight = b.op("Reshape", weight, b.const([-1, 1], np.int64))  # (out, 1)
+        term = b.op("Mul", b.op("Cast", hits, to=onnx.TensorProto.FLOAT), column_weight)
         matrix = term if matrix is None else b.op("Add", matrix, term)  # clamped taps on one pixel add up
     assert matrix is not None
     return matrix
 
 
+def _gathered(b: _GraphBuilder, image: str, shape: str, factor: str, axis: int, output: str | None = None) -> str:
+    """`image` resampled along `axis` as the sum of its four taps: Gather the source rows (columns), weigh, add."""
+    terms = []
+    for index, weight in _taps(b, shape, factor, axis):
+        rows = b.op("Gather", image, b.op("Cast", index, to=onnx.TensorProto.INT64), axis=axis)  # (N, C, out, .)
+        terms.append(b.op("Mul", rows, b.op("Reshape", weight, b.const([-1, 1], np.int64)) if axis == 2 else weight))
+    return b.op("Sum", *terms, output=output)
+
+
+def _as_matmul(b: _GraphBuilder, image: str, factor: str, output: str) -> None:
+    """Mh @ image @ Mw^T: (H', H) @ (N, C, H, W) @ (W, W') -> (N, C, H', W')."""
+    shape = b.op("Shape", image)
+    rows = _interpolation_matrix(b, shape, factor, axis=2)  # (H', H)
+    columns_t = b.op("Transpose", _interpolation_matrix(b, shape, factor, axis=3), perm=[1, 0])  # (W, W')
+    b.op("MatMul", b.op("MatMul", rows, image), columns_t, output=output)
+
+
+def _as_gather(b: _GraphBuilder, image: str, factor: str, output: str) -> None:
+    """Four gathered taps along H, then along W: memory grows with the output only, never with H' x H."""
+    shape = b.op("Shape", image)
+    _gathered(b, _gathered(b, image, shape, factor, axis=2), shape, factor, axis=3, output=output)
+
+
 def resize_as_matmul(proto: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of `proto` with its one cubic Resize replaced by Mh @ x @ Mw^T built from the Resize's scales."""
+    return _replace_resize(proto, _as_matmul)
+
+
+def resize_as_gather(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `proto` with its one cubic Resize replaced by four weighted Gathers per axis."""
+    return _replace_resize(proto, _as_gather)
+
+
+def _replace_resize(proto: onnx.ModelProto, build: Callable[[_GraphBuilder, str, str, str], None]) -> onnx.ModelProto:
+    """A copy of `proto` whose one cubic Resize is replaced by the nodes `build` appends (same input and output)."""
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     graph = model.graph
     resizes = [(i, n) for i, n in enumerate(graph.node) if n.op_type == "Resize"]
     if len(resizes) != 1:
-        raise sd.SrcnnError(f"cannot rewrite the resize as matrix products: the graph has {len(resizes)} Resize nodes, not 1")
+        raise sd.SrcnnError(f"cannot rewrite the resize: the graph has {len(resizes)} Resize nodes, not 1")
     position, resize = resizes[0]
     _check_resize_attributes(resize)
-    image, factor, output = resize.input[0], resize.input[2], resize.output[0]
     b = _GraphBuilder(REWRITE_PREFIX)
-    shape = b.op("Shape", image)
-    rows = _interpolation_matrix(b, shape, factor, axis=2)  # (H', H)
-    columns_t = b.op("Transpose", _interpolation_matrix(b, shape, factor, axis=3), perm=[1, 0])  # (W, W')
-    b.op("MatMul", b.op("MatMul", rows, image), columns_t, output=output)  # (N, C, H', W) @ (W, W') -> (N, C, H', W')
+    build(b, resize.input[0], resize.input[2], resize.output[0])  # image, factor (the scales), output
     nodes = [*graph.node[:position], *b.nodes, *graph.node[position + 1 :]]
     del graph.node[:]
     graph.node.extend(nodes)
@@ -114,7 +153,7 @@ def _check_resize_attributes(resize: onnx.NodeProto) -> None:
     defaults = {"cubic_coeff_a": np.float32(-0.75), "exclude_outside": 0, "antialias": 0}
     actual = {name: attributes.get(name, defaults.get(name)) for name in expected}
     if wrong := {name: value for name, value in actual.items() if value != expected[name]}:
-        raise sd.SrcnnError(f"cannot rewrite this Resize as matrix products: it has {wrong}, not this project's bicubic")
+        raise sd.SrcnnError(f"cannot rewrite this Resize: it has {wrong}, not this project's bicubic")
 
 
 def _drop_unused(graph: onnx.GraphProto) -> None:

@@ -22,7 +22,10 @@ import srcnn_dynamic as sd
 TILE_ATOL = 1e-5  # tiled vs untiled on [0, 1]: the same arithmetic per pixel, only the order of sums may differ
 TILE_ABOVE_PIXELS = 1024 * 1024  # outputs larger than this are tiled unless --tile 0 (conv1's map: 256 MiB here)
 DEFAULT_TILE = 512  # output pixels a side: the halo adds (512 + 12)^2 / 512^2 - 1 = 5% work; ~70 MiB for conv1
-MAX_TILED_OUTPUT_PIXELS = 8192 * 8192  # tiled, memory goes to 3-channel float images: 805 MB each at this limit
+MAX_TILED_OUTPUT_PIXELS = sd.MAX_INPUT_PIXELS  # 8192^2: tiled, memory goes to 3-channel float images, 805 MB each
+# The smallest --tile: each tile is refined with a halo of 6 pixels all round, so a tile of t pixels costs
+# (t + 12)^2 / t^2 of its own work: 1.9x at 32, but 7.4x at 7 and 169x at 1 (minutes for a large image).
+MIN_TILE = 32
 PROGRESS_MIN_TILES = 8  # fewer tiles finish in about a second: no progress bar
 
 Image = TypeVar("Image")  # a torch.Tensor or a numpy array, (N, C, H, W): both slice and assign alike
@@ -67,9 +70,12 @@ def tile_boxes(height: int, width: int, tile: int, halo: int) -> list[TileBox]:
 
 
 def check_tile(tile: int | None) -> None:
-    """Refuse a --tile that is neither automatic (None), never (0) nor a positive size."""
+    """Refuse a --tile that is neither automatic (None), never (0) nor a size of at least MIN_TILE pixels."""
     if tile is not None and tile < 0:
         raise sd.SrcnnError(f"--tile {tile}: must be 0 (never tile) or a positive number of output pixels")
+    if tile is not None and 0 < tile < MIN_TILE:
+        raise sd.SrcnnError(f"--tile {tile}: tiles under {MIN_TILE} pixels spend most of their time on the halo"
+                            f" they share with their neighbours; use --tile {MIN_TILE} or more, or 0 for none")
 
 
 def choose_tile(height: int, width: int, factor: sd.Factor, tile: int | None) -> int | None:

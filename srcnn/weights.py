@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import torch
 
 import srcnn_dynamic as sd
 from srcnn.images import atomic_path
+
+MAX_WEIGHTS_BYTES = 16 * 2**20  # the model's tensors take 80 KB; a checkpoint with training state, a few MB
+
+
+def check_weights_size(path: Path) -> None:
+    """Refuse, before loading, a weights file that holds or declares (in its zip directory) far more than the model."""
+    if not path.is_file():
+        return  # sd.load_state_dict names a missing or special file
+    declared = path.stat().st_size
+    try:
+        if zipfile.is_zipfile(path):  # torch.save's format: the directory declares each record's unpacked size
+            with zipfile.ZipFile(path) as archive:
+                declared = max(declared, sum(info.file_size for info in archive.infolist()))
+    except (zipfile.BadZipFile, OSError):
+        pass  # torch.load reports a damaged file in its own words
+    if declared > MAX_WEIGHTS_BYTES:
+        raise sd.SrcnnError(f"weights file {path} holds {declared:,} bytes, over the limit of {MAX_WEIGHTS_BYTES:,}"
+                            " (SuperResolutionNet's weights take about 80 KB)")
 
 
 def state_dict_problems(state_dict: dict[str, torch.Tensor]) -> list[str]:
@@ -28,6 +47,7 @@ def load_model(weights: Path | None) -> sd.SuperResolutionNet:
         weights = sd.DEFAULT_WEIGHTS
     if weights is None:
         return sd.build_model(None)
+    check_weights_size(weights)
     state_dict = sd.load_state_dict(weights)
     if problems := state_dict_problems(state_dict):
         raise sd.SrcnnError(f"weights file {weights} does not fit SuperResolutionNet: {'; '.join(problems)}")
@@ -38,6 +58,10 @@ def load_model(weights: Path | None) -> sd.SuperResolutionNet:
 
 def save_state_dict(state_dict: dict[str, torch.Tensor], path: Path) -> None:
     """Save weights as a plain state dict (loadable with weights_only=True); the file appears whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(state_dict, tmp)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            torch.save(state_dict, tmp)
+    except (OSError, RuntimeError) as exc:  # a full disk or a read-only folder (torch.save raises RuntimeError)
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise sd.SrcnnError(f"cannot write {path}: {reason}; nothing was left half-written") from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +27,8 @@ def cuda_skip_reason() -> str | None:
         return f"PyTorch {torch.__version__} sees no CUDA GPU"
     return None
 
+
+ROOT = Path(__file__).resolve().parent.parent
 
 DEVICES = [
     "cpu",
@@ -84,7 +88,18 @@ def runner_for(onnx_path: Callable[[str], Path]) -> Callable[..., runtime.OrtRun
     return get
 
 
+COMMANDS = {  # what users type, run from another folder
+    "script": [sys.executable, str(ROOT / "srcnn_dynamic.py")],
+    "package": [sys.executable, "-m", "srcnn"],
+}
+
+
+def run_cli(*args: str, cwd: Path, command: str = "package", **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run one of the two commands in `cwd`, as a user would (the package found through PYTHONPATH)."""
+    return subprocess.run([*COMMANDS[command], *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env=cli_env(), **kwargs)
+
+
 def cli_env() -> dict[str, str]:
     """The environment for running `python -m srcnn` from another folder: the project first on PYTHONPATH."""
-    root = str(Path(__file__).resolve().parent.parent)
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}

@@ -7,8 +7,6 @@ mistakes: exit 2, one line, nothing written.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -16,19 +14,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import cli_env, cuda_skip_reason
+from conftest import COMMANDS, cuda_skip_reason, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = {  # what users type, run from another folder
-    "script": [sys.executable, str(ROOT / "srcnn_dynamic.py")],
-    "package": [sys.executable, "-m", "srcnn"],
-}
-
-
-def run_cli(*args: str, cwd: Path, command: str = "package") -> subprocess.CompletedProcess[str]:
-    """Run one of the two commands in `cwd`, as a user would (the package found through PYTHONPATH)."""
-    env = cli_env()
-    return subprocess.run([*COMMANDS[command], *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -136,7 +124,8 @@ BAD_INPUTS = [
 PRODUCT_OPTIONS = {"--tile", "--onnx", "photos"}
 SCRIPT_MESSAGES = {
     "--factor 40": "over the limit of 16,777,216 output pixels",
-    "--image no-images": "is a folder, not an image",
+    "--image no-images": "is not an image file",
+    "--image empty.png": "cannot read empty.png as an image: empty",
     "--weights wrong.pth": "do not fit SuperResolutionNet",
 }
 SCRIPT_BAD_INPUTS = [

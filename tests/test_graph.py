@@ -6,7 +6,7 @@ import onnx
 import pytest
 
 import srcnn_dynamic as sd
-from srcnn import rewrite
+from srcnn import rewrite, runtime
 
 EXPECTED_ATTRIBUTES = {
     "mode": sd.RESIZE_MODE,
@@ -88,6 +88,28 @@ def test_matmul_rewrite_replaces_only_the_resize(exported) -> None:
     assert any(n.op_type == "Resize" for n in proto.graph.node), "the rewrite must not modify its argument"
     reads_factor = [n for n in fast.graph.node if "factor" in n.input]
     assert len(reads_factor) == 2, f"{exporter}: the matrices must be built from the factor input, read by {len(reads_factor)} nodes"
+
+
+def test_gather_rewrite_replaces_only_the_resize(exported) -> None:
+    """resize_as_gather: no Resize and no matrix, four Gathers of the image along each axis, I/O untouched."""
+    exporter, proto = exported
+    banded = rewrite.resize_as_gather(proto)
+    ops = [n.op_type for n in banded.graph.node]
+    assert "Resize" not in ops and "MatMul" not in ops and "Equal" not in ops, f"{exporter}: {sorted(set(ops))}"
+    image_gathers = [n for n in banded.graph.node if n.op_type == "Gather" and n.input[0] == "input"]
+    assert len(image_gathers) == 4, f"{exporter}: expected four taps along H, got {len(image_gathers)}"
+    assert ops.count("Sum") == 2, f"{exporter}: expected one sum of taps per axis"
+    assert [n.op_type for n in banded.graph.node if n.op_type == "Conv"] == ["Conv"] * 3
+    assert [i.name for i in banded.graph.input] == ["input", "factor"], f"{exporter}: inputs changed"
+
+
+def test_auto_chooses_the_gathers_for_long_sides() -> None:
+    """The matrices grow with output side x input side: a 4000x20 image at x4 needs 64 M weights for Mh alone."""
+    x4 = sd.Factor.parse("4")
+    assert runtime.resize_form("auto", 256, 256, x4) == "matmul"
+    assert runtime.resize_form("auto", 4000, 20, x4) == "gather"
+    assert runtime.resize_form("auto", 20, 4000, x4) == "gather"
+    assert runtime.resize_form("resize", 4000, 20, x4) == "resize"
 
 
 def test_matmul_rewrite_refuses_another_resize(exported) -> None:

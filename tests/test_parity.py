@@ -17,7 +17,7 @@ SHAPES = [(1, 3, 64, 64), (2, 3, 37, 53)]  # the export shape, and a batch of od
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("factor_text", FACTORS)
-@pytest.mark.parametrize("resize", runtime.ORT_RESIZES)  # the graph as exported, and rewritten to matrix products
+@pytest.mark.parametrize("resize", runtime.REWRITES)  # the graph as exported, and both rewrites of its Resize
 @pytest.mark.parametrize("exporter", sd.EXPORTERS)
 def test_onnxruntime_matches_pytorch(exporter, resize, factor_text, shape, device, model_on, session_for) -> None:
     factor = sd.Factor.parse(factor_text)
@@ -46,7 +46,7 @@ def test_output_size_floors_non_integer_products() -> None:
 ROUNDING_CASES = [("1.3", 10, 13), ("1.01", 100, 101), ("1.02", 50, 51)]
 
 
-@pytest.mark.parametrize("resize", runtime.ORT_RESIZES)
+@pytest.mark.parametrize("resize", runtime.REWRITES)
 @pytest.mark.parametrize(("factor_text", "size", "expected"), ROUNDING_CASES)
 def test_output_size_follows_onnxruntime_rounding(factor_text, size, expected, resize, model, session_for) -> None:
     factor = sd.Factor.parse(factor_text)
@@ -82,8 +82,8 @@ def test_onnxruntime_resize_copies_when_the_size_does_not_change(height, width, 
 
     The ONNX spec (and PyTorch) sample at (x + 0.5) / scale - 0.5 whatever the sizes, so a 3x3 image at x1.25
     is still resampled. It needs f < 1 + 1/L on both axes: tiny images or factors near 1. The exported graph then
-    differs from PyTorch, and the matmul rewrite (the default session) does not. If this test fails, ONNX
-    Runtime has changed: drop the exception in test_properties.py and the warning in srcnn_dynamic.upscale().
+    differs from PyTorch, and the rewrites (the default sessions) do not. If this test fails, ONNX
+    Runtime has changed: drop the exception in test_properties.py and the warning in srcnn.cli.upscale().
     """
     factor = sd.Factor.parse(factor_text)
     assert runtime.resize_keeps_the_size(height, width, factor), "the case must keep the size"
@@ -91,10 +91,12 @@ def test_onnxruntime_resize_copies_when_the_size_does_not_change(height, width, 
     expected = tiling.run_torch(model, image, factor)
     as_onnxruntime_does = tiling.run_torch(model, image, sd.Factor(1.0, 1.0))  # no resampling at all
     exported = sd.run_session(session_for("torchscript", "cpu", "resize"), image.numpy(), factor)
-    rewritten = sd.run_session(session_for("torchscript", "cpu", "matmul"), image.numpy(), factor)
+    rewritten = [sd.run_session(session_for("torchscript", "cpu", form), image.numpy(), factor)
+                 for form in ("matmul", "gather")]
     copied = float(np.max(np.abs(exported - as_onnxruntime_does)))
     assert copied <= sd.PARITY_ATOL, f"ONNX Runtime's Resize no longer copies its input ({copied:.3e})"
     followed = float(np.max(np.abs(exported - expected)))
     assert followed > 10 * sd.PARITY_ATOL, f"ONNX Runtime's Resize now follows the factor ({followed:.3e})"
-    diff = float(np.max(np.abs(rewritten - expected)))
-    assert diff <= sd.PARITY_ATOL, f"matmul rewrite: max |ORT - PyTorch| = {diff:.3e}"
+    for form, out in zip(("matmul", "gather"), rewritten, strict=True):
+        diff = float(np.max(np.abs(out - expected)))
+        assert diff <= sd.PARITY_ATOL, f"{form} rewrite: max |ORT - PyTorch| = {diff:.3e}"

@@ -49,7 +49,7 @@ def test_pytorch_tiled_equals_untiled(factor_text, tile, device, trained) -> Non
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("resize", runtime.ORT_RESIZES)
+@pytest.mark.parametrize("resize", runtime.REWRITES)
 @pytest.mark.parametrize("tile", TILES)
 @pytest.mark.parametrize("factor_text", FACTORS)
 def test_onnxruntime_tiled_equals_untiled(factor_text, tile, resize, device, trained, trained_onnx) -> None:
