@@ -88,11 +88,16 @@ def _interpolation_matrix(b: _GraphBuilder, shape: str, factor: str, axis: int) 
 
 def _gathered(b: _GraphBuilder, image: str, shape: str, factor: str, axis: int, output: str | None = None) -> str:
     """`image` resampled along `axis` as the sum of its four taps: Gather the source rows (columns), weigh, add."""
-    terms = []
-    for index, weight in _taps(b, shape, factor, axis):
+    taps = _taps(b, shape, factor, axis)
+    total = None
+    for tap, (index, weight) in enumerate(taps):
         rows = b.op("Gather", image, b.op("Cast", index, to=onnx.TensorProto.INT64), axis=axis)  # (N, C, out, .)
-        terms.append(b.op("Mul", rows, b.op("Reshape", weight, b.const([-1, 1], np.int64)) if axis == 2 else weight))
-    return b.op("Sum", *terms, output=output)
+        term = b.op("Mul", rows, b.op("Reshape", weight, b.const([-1, 1], np.int64)) if axis == 2 else weight)
+        # A running Add, not one Sum of four: each term can be freed once added, so at most two are alive.
+        last = tap == len(taps) - 1
+        total = term if total is None else b.op("Add", total, term, output=output if last else None)
+    assert total is not None
+    return total
 
 
 def _as_matmul(b: _GraphBuilder, image: str, factor: str, output: str) -> None:

@@ -98,7 +98,7 @@ def test_gather_rewrite_replaces_only_the_resize(exported) -> None:
     assert "Resize" not in ops and "MatMul" not in ops and "Equal" not in ops, f"{exporter}: {sorted(set(ops))}"
     image_gathers = [n for n in banded.graph.node if n.op_type == "Gather" and n.input[0] == "input"]
     assert len(image_gathers) == 4, f"{exporter}: expected four taps along H, got {len(image_gathers)}"
-    assert ops.count("Sum") == 2, f"{exporter}: expected one sum of taps per axis"
+    assert ops.count("Add") >= 6, f"{exporter}: expected three additions of taps per axis"
     assert [n.op_type for n in banded.graph.node if n.op_type == "Conv"] == ["Conv"] * 3
     assert [i.name for i in banded.graph.input] == ["input", "factor"], f"{exporter}: inputs changed"
 
