@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import srcnn_dynamic as sd
-from srcnn import cli, errors, images
+from srcnn import cli, errors, images, runtime, weights
 
 MAX_PEAK_MB = 2048  # no input file of a few MB may take more than about 2 GB before it is refused
 
@@ -380,3 +380,34 @@ def test_a_long_thin_image_needs_no_dense_matrices(tmp_path, shape) -> None:
     done, peak_mb = run_measured("--image", "strip.png", "--factor", "4", "--runs", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert peak_mb < 1500, f"{shape} at x4 peaked at {peak_mb} MB"
+
+
+def test_an_onnx_file_with_external_data_is_refused_unread(tmp_path, exported) -> None:
+    proto = onnx.ModelProto()
+    proto.CopyFrom(exported)
+    onnx.save(proto, tmp_path / "ext.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
+              location="ext.data", size_threshold=0)
+    with pytest.raises(sd.SrcnnError, match="external data"):
+        runtime.load_onnx(tmp_path / "ext.onnx")
+
+
+def test_an_onnx_file_far_larger_than_the_model_is_refused(tmp_path) -> None:
+    path = tmp_path / "big.onnx"
+    with path.open("wb") as file:
+        file.truncate(runtime.MAX_ONNX_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(sd.SrcnnError, match="over the limit"):
+        runtime.load_onnx(path)
+
+
+@pytest.mark.parametrize("write", ["image", "weights"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, write) -> None:
+    def no_space(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", no_space)  # the last step of every atomic write
+    with pytest.raises(sd.SrcnnError, match="No space left on device"):
+        if write == "image":
+            images.write_image(tmp_path / "r.png", np.zeros((4, 4, 3), np.uint8))
+        else:
+            weights.save_state_dict(sd.SuperResolutionNet().state_dict(), tmp_path / "w.pth")
+    assert list(tmp_path.iterdir()) == [], "nothing half-written may be left"
