@@ -1,24 +1,31 @@
-"""Train one SuperResolutionNet for every upscale factor from 2 to 4, on photos bundled with scikit-image.
+"""Train one SuperResolutionNet for every upscale factor from 2 to 4, on photos that ship inside Python packages.
 
     python train.py                                  # writes outputs/srcnn_dynamic.pth, as the shipped weights were made
     python train.py --out weights/srcnn_dynamic.pth  # replaces the shipped weights (only when asked)
     python train.py --steps 2000 --out /tmp/quick.pth
+    python train.py --device cuda --steps 200000     # on a GPU (bfloat16 where the card has it)
 
-Each batch draws one factor from 2, 2.25, ..., 4 (integers and non-integers), cuts high-resolution patches from
-the training photos (redrawing flat ones), and degrades them with antialiased bicubic downsampling
-(srcnn.data.make_pair). The network starts as the identity on its bicubic input (identity_init), so training begins
-at bicubic quality and only learns the correction; the loss is log(MSE) (log_mse). The checkpoint with the best
-mean Y-PSNR on the validation photos is kept.
+Every patch of a batch gets its own factor from 2, 2.25, ..., 4, and comes from a training photo rescaled by a
+random 0.5-1.0; some patches are blurred first, so that the model also learns to leave soft pictures soft. Each is
+degraded with antialiased bicubic downsampling (srcnn.data.make_pair), upsampled by the model's own Resize, and
+cropped to RECIPE.patch pixels away from its borders: the three convolutions, where the weights and the time are,
+then train on one (batch, 3, patch, patch) tensor. The network starts as the identity on its bicubic input
+(identity_init), so training begins at bicubic quality and learns the correction. The checkpoint with the best
+mean Y-PSNR on the validation photos is kept. docs/training.md measures each choice.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import json
 import logging
+import math
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,23 +37,58 @@ import srcnn.startup  # noqa: F401, I001 - first: a signal while the libraries l
 import srcnn_dynamic as sd
 from srcnn import data
 from srcnn.errors import run_guarded
+from srcnn.images import atomic_path
 from srcnn.plan import check_output_file
 from srcnn.weights import save_state_dict
 
 log = logging.getLogger("train")
 
 DEFAULT_OUT = Path("outputs") / "srcnn_dynamic.pth"  # a try never replaces the shipped weights unless asked to
+STEPS = 12_000  # the default run's length: docs/training.md gives its minutes on a named CPU
 MAX_BATCH_SIZE = 4096  # 64x64 patches: about 2 GB of activations at this size; beyond it, memory runs out
-STEPS = 22_000  # about 45 minutes on a 2-core CPU (0.11 s a step, plus validation)
-BATCH_SIZE = 32
-HR_PATCH = 64  # high-resolution patch side; its low-resolution side is a multiple of 4 so x2.25 etc. fit exactly
-FACTOR_CHOICES = tuple(q / 4 for q in range(8, 17))  # 2, 2.25, ..., 4: quarter steps keep k * factor whole
 LEARNING_RATE = 3e-4  # Adam, cosine-decayed to LEARNING_RATE * FINAL_LR_FRACTION; 1e-3 was no better at 3,000 steps
 FINAL_LR_FRACTION = 0.01
-MIN_PATCH_STD = 0.03  # about 15% of random patches are flat (sky, background): they teach nothing, so redraw
-MAX_DRAWS = 20  # tries for a patch with enough texture before taking whatever comes
+FACTOR_CHOICES = tuple(q / 4 for q in range(8, 17))  # 2, 2.25, ..., 4: quarter steps keep 4k * factor whole
+MARGIN = 8  # high-resolution pixels cut beyond the crop on each side, so no crop sees its patch's own border
+MIN_PATCH_STD = 0.03  # a random patch this flat (sky, background) is redrawn, at most MAX_DRAWS times
+MAX_DRAWS = 20
+RESCALE_LEVELS = 6  # photos are kept at 6 sizes from min_rescale to 1 (the random rescale, precomputed once)
+SOFT_SIGMAS = (0.5, 2.5)  # Gaussian blur (high-resolution pixels) of the soft patches: a slightly to a very soft photo
 VALIDATE_EVERY = 500  # steps between validations (each takes a few seconds)
 PASS_THROUGH_OFFSET = 1.0  # identity_init: bias that keeps slightly negative bicubic overshoot above ReLU's 0
+CHARBONNIER_EPS = 1e-3  # a smooth L1: sqrt(d^2 + eps^2), differentiable at 0; eps well below one 8-bit level
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs that compute bfloat16 in hardware
+
+
+def charbonnier(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean sqrt(d^2 + eps^2): L1's robustness to large errors, smooth near zero."""
+    return torch.sqrt((output - target).square() + CHARBONNIER_EPS**2).mean()
+
+
+def log_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """log(MSE): minimising it maximises PSNR, and it weighs batches of every factor alike."""
+    return torch.log(F.mse_loss(output, target))
+
+
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "charbonnier": charbonnier, "l1": F.l1_loss, "log_mse": log_mse}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a run learns from, and how. The defaults are the shipped run's; docs/training.md measures each field."""
+
+    loss: str = "log_mse"  # a LOSSES key
+    last_layer_lr_scale: float = 1.0  # conv3's learning rate relative to the others' (the SRCNN paper: 0.1)
+    patch: int = 64  # side of the high-resolution crop trained on
+    batch_size: int = 32
+    mix_factors: bool = False  # a factor per patch; False: one per batch
+    min_rescale: float = 1.0  # each patch comes from its photo rescaled by a random factor in [min_rescale, 1]
+    soft_fraction: float = 0.0  # share of patches blurred before degradation (their target is the blurred patch)
+    photos: tuple[str, ...] = field(default=data.TRAINING_PHOTOS)
+
+
+RECIPE = Recipe()
 
 
 def identity_init(model: sd.SuperResolutionNet, offset: float = PASS_THROUGH_OFFSET) -> None:
@@ -68,61 +110,103 @@ def identity_init(model: sd.SuperResolutionNet, offset: float = PASS_THROUGH_OFF
         model.conv3.bias[:] = -offset
 
 
+def lr_length(factor: float, patch: int) -> int:
+    """Low-resolution side, a multiple of 4, whose upsampled side covers the crop and its MARGIN on both sides."""
+    return 4 * math.ceil((patch + 2 * MARGIN) / factor / 4)
+
+
 class PatchSampler:
-    """Random high-resolution patches from the training photos, area-weighted, with flips and rotations."""
+    """Training batches: random patches of the rescaled photos, rotated, flipped, some blurred, then degraded."""
 
-    def __init__(self, photos: list[torch.Tensor], seed: int = sd.SEED, min_std: float = MIN_PATCH_STD) -> None:
-        self.photos = photos  # each (1, 3, H, W) in [0, 1]
-        areas = np.array([p.shape[2] * p.shape[3] for p in photos], dtype=np.float64)
-        self.weights = areas / areas.sum()
+    def __init__(self, photos: list[torch.Tensor], recipe: Recipe, seed: int = sd.SEED) -> None:
+        self.recipe = recipe
         self.rng = np.random.default_rng(seed)
-        self.min_std = min_std
+        scales = np.linspace(recipe.min_rescale, 1.0, RESCALE_LEVELS) if recipe.min_rescale < 1 else [1.0]
+        largest = round(lr_length(min(FACTOR_CHOICES), recipe.patch) * min(FACTOR_CHOICES))  # the largest patch side
+        self.images = [  # (1, 3, H, W) in [0, 1]: every photo at every scale that still holds the largest patch
+            F.interpolate(p, scale_factor=s, mode="bicubic", antialias=True).clamp(0, 1) if s < 1 else p
+            for p in photos for s in scales if min(p.shape[2:]) * s >= largest
+        ]
+        areas = np.array([p.shape[2] * p.shape[3] for p in self.images], dtype=np.float64)
+        self.weights = areas / areas.sum()  # area-weighted: every pixel is as likely as any other
 
-    def factor(self) -> sd.Factor:
-        """A factor for the next batch, the same along both axes."""
-        scale = float(self.rng.choice(FACTOR_CHOICES))
-        return sd.Factor(scale, scale)
+    def factors(self, count: int) -> list[float]:
+        """A factor per patch (or one for the whole batch), drawn from FACTOR_CHOICES."""
+        if self.recipe.mix_factors:
+            return [float(f) for f in self.rng.choice(FACTOR_CHOICES, size=count)]
+        return [float(self.rng.choice(FACTOR_CHOICES))] * count
 
-    def patches(self, batch_size: int, side: int) -> torch.Tensor:
-        """(batch_size, 3, side, side) patches, each randomly rotated and flipped."""
-        out = torch.empty(batch_size, 3, side, side)
-        for i in range(batch_size):
-            for _ in range(MAX_DRAWS):
-                photo = self.photos[self.rng.choice(len(self.photos), p=self.weights)]
-                top = self.rng.integers(0, photo.shape[2] - side + 1)
-                left = self.rng.integers(0, photo.shape[3] - side + 1)
-                patch = photo[0, :, top : top + side, left : left + side]
-                if float(patch.std()) >= self.min_std:
-                    break
-            patch = torch.rot90(patch, k=int(self.rng.integers(4)), dims=(1, 2))
-            out[i] = patch.flip(2) if self.rng.random() < 0.5 else patch
-        return out
+    def patch(self, side: int) -> torch.Tensor:
+        """A (3, side, side) patch, randomly rotated and flipped; flat draws are redrawn up to MAX_DRAWS times."""
+        for _ in range(MAX_DRAWS):
+            image = self.images[self.rng.choice(len(self.images), p=self.weights)]
+            top = self.rng.integers(0, image.shape[2] - side + 1)
+            left = self.rng.integers(0, image.shape[3] - side + 1)
+            patch = image[0, :, top : top + side, left : left + side]
+            if float(patch.std()) >= MIN_PATCH_STD:
+                break
+        patch = torch.rot90(patch, k=int(self.rng.integers(4)), dims=(1, 2))
+        return patch.flip(2) if self.rng.random() < 0.5 else patch
 
+    def soften(self, patch: torch.Tensor) -> torch.Tensor:
+        """A soft_fraction of patches come out blurred, as an out-of-focus or already-upscaled photo is."""
+        if self.rng.random() >= self.recipe.soft_fraction:
+            return patch
+        return data.gaussian_blur(patch[None], float(self.rng.uniform(*SOFT_SIGMAS)))[0]
 
-def patch_side(factor: sd.Factor) -> int:
-    """High-resolution side near HR_PATCH whose low-resolution side, a multiple of 4, is side / factor."""
-    lr = max(4, 4 * round(HR_PATCH / factor.height / 4))
-    return round(lr * factor.height)
-
-
-def log_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """log(MSE): minimising it maximises PSNR, and it weighs every factor alike.
-
-    Plain MSE is dominated by the large errors of x4 batches, so one model for all factors drifts to x3-x4 and
-    gains little at x2 (measured: +0.2 dB at x2 with MSE, +0.4 dB with log-MSE, after 3,000 steps).
-    """
-    return torch.log(F.mse_loss(output, target))
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(upsampled input, target), each (batch_size, 3, patch, patch): the refinement's input and its target."""
+        size, inputs, targets = self.recipe.patch, [], []
+        factors = self.factors(self.recipe.batch_size)
+        for scale in dict.fromkeys(factors):  # one degradation and one Resize per distinct factor
+            factor, count = sd.Factor(scale, scale), factors.count(scale)
+            side = round(lr_length(scale, size) * scale)
+            hr = torch.stack([self.soften(self.patch(side)) for _ in range(count)])
+            lr, hr = data.make_pair(hr, factor)
+            assert hr.shape[2] == side, f"x{scale}: {side}-pixel patches must not be cropped ({tuple(hr.shape)})"
+            upsampled = sd.bicubic_resize(lr, factor.tensor())  # the model's first stage: no weights to train
+            at = (side - size) // 2  # the centre, MARGIN or more from every border of the patch
+            inputs.append(upsampled[:, :, at : at + size, at : at + size])
+            targets.append(hr[:, :, at : at + size, at : at + size])
+        return torch.cat(inputs), torch.cat(targets)
 
 
 @torch.inference_mode()
 def validate(model: sd.SuperResolutionNet, photos: list[torch.Tensor]) -> float:
-    """Mean Y-PSNR (dB) of the model over the validation photos at data.EVAL_FACTORS."""
+    """Mean Y-PSNR (dB) of the model, in float32 on the CPU, over the validation photos at data.EVAL_FACTORS."""
     values = []
     for photo in photos:
         for factor in map(sd.Factor.parse, data.EVAL_FACTORS):
             lr, hr = data.make_pair(photo, factor)
             values.append(data.psnr_y(hr, model(lr, factor.tensor()), factor))
     return float(np.mean(values))
+
+
+def cpu_computes_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 units (AMX or AVX512-BF16); without them bfloat16 is slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:  # not Linux: assume not
+        return False
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """bfloat16 for the forward pass where the hardware computes it ("auto"), else None (float32)."""
+    if precision == "float32":
+        return None
+    if precision == "bfloat16":
+        return torch.bfloat16
+    has_bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_computes_bfloat16()
+    return torch.bfloat16 if has_bf16 else None
+
+
+def make_optimizer(model: sd.SuperResolutionNet, recipe: Recipe, learning_rate: float) -> torch.optim.Adam:
+    """Adam, conv3 (the reconstruction layer) at last_layer_lr_scale times the others' learning rate."""
+    last = list(model.conv3.parameters())
+    others = [p for p in model.parameters() if all(p is not q for q in last)]
+    return torch.optim.Adam([{"params": others, "lr": learning_rate},
+                             {"params": last, "lr": learning_rate * recipe.last_layer_lr_scale}])
 
 
 @dataclass
@@ -134,63 +218,104 @@ class TrainResult:
     initial_psnr: float
     seconds: float
     history: list[tuple[int, float]]  # (step, validation Y-PSNR)
+    precision: str  # "float32" or "bfloat16" (the forward pass; weights and validation are float32)
 
 
 def train(
-    *, steps: int, batch_size: int, out: Path, seed: int = sd.SEED, learning_rate: float = LEARNING_RATE,
-    training_photos: tuple[str, ...] = data.TRAINING_PHOTOS,
-    validation_photos: tuple[str, ...] = data.VALIDATION_PHOTOS,
-    validate_every: int = VALIDATE_EVERY, progress: bool = True,
+    *, steps: int, out: Path, recipe: Recipe = RECIPE, seed: int = sd.SEED, learning_rate: float = LEARNING_RATE,
+    device: str = "cpu", precision: str = "auto", compile_model: bool = False,
+    validation_photos: tuple[str, ...] = data.VALIDATION_PHOTOS, validate_every: int = VALIDATE_EVERY,
+    progress: bool = True,
 ) -> TrainResult:
     """Train from the identity and write the best state dict (by validation PSNR) to `out` when done."""
     torch.manual_seed(seed)
+    where = torch.device(device)
     model = sd.SuperResolutionNet()
     identity_init(model)
-    train_set = [data.load_photo_tensor(n) for n in training_photos]
+    sampler = PatchSampler([data.load_photo_tensor(n) for n in recipe.photos], recipe, seed)
     val_set = [data.load_photo_tensor(n) for n in validation_photos]
-    sampler = PatchSampler(train_set, seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    optimizer = make_optimizer(model, recipe, learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=learning_rate * FINAL_LR_FRACTION)
+    half = autocast_dtype(where, precision)
+    # channels_last: oneDNN's and cuDNN's fast layout for these convolutions (docs/training.md: 1.35x on the CPU)
+    model.to(where, memory_format=torch.channels_last)
+    refine = torch.compile(model.refine) if compile_model else model.refine  # one input shape: compiled once
 
-    model.eval()
-    best_psnr = initial_psnr = validate(model, val_set)  # the identity: bicubic's PSNR
+    def evaluate_now() -> float:  # float32 on the CPU, whatever trains: figures comparable across machines
+        return validate(copy.deepcopy(model).float().to("cpu", memory_format=torch.contiguous_format).eval(), val_set)
+
+    best_psnr = initial_psnr = evaluate_now()  # the identity: bicubic's PSNR
     best_step, start, history = 0, time.perf_counter(), [(0, initial_psnr)]
-    best_state = copy.deepcopy(model.state_dict())  # kept in memory: `out` is written once, at the end
-    log.info("validation Y-PSNR at the start (bicubic): %.3f dB", initial_psnr)
+    best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+    log.info("validation Y-PSNR at the start (bicubic): %.3f dB; forward pass in %s on %s", initial_psnr,
+             "float32" if half is None else "bfloat16", where)
     bar = tqdm(range(1, steps + 1), desc="train", disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    model.train()
     for step in bar:
-        model.train()
-        factor = sampler.factor()
-        lr, hr = data.make_pair(sampler.patches(batch_size, patch_side(factor)), factor)
-        loss = log_mse(model(lr, factor.tensor()), hr)
+        inputs, targets = (t.to(where, memory_format=torch.channels_last) for t in sampler.batch())
+        with torch.autocast(where.type, dtype=half or torch.float32, enabled=half is not None):
+            outputs = refine(inputs)
+        loss = LOSSES[recipe.loss](outputs.float(), targets)  # the loss in float32, whatever the forward ran in
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
         if step % validate_every == 0 or step == steps:
-            model.eval()
-            psnr = validate(model, val_set)
+            psnr = evaluate_now()
             history.append((step, psnr))
             if psnr > best_psnr:
                 best_psnr, best_step = psnr, step
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
             bar.set_postfix(loss=f"{loss.item():.2e}", val_psnr=f"{psnr:.3f}", best=f"{best_psnr:.3f}@{best_step}")
-        elif step % 10 == 0:
-            bar.set_postfix(loss=f"{loss.item():.2e}", best=f"{best_psnr:.3f}@{best_step}")
+            log.debug("step %d: validation Y-PSNR %.3f dB", step, psnr)
     save_state_dict(best_state, out)  # atomically: an interrupted run leaves `out` as it was
-    return TrainResult(best_psnr, best_step, initial_psnr, time.perf_counter() - start, history)
+    return TrainResult(best_psnr, best_step, initial_psnr, time.perf_counter() - start, history,
+                       "float32" if half is None else "bfloat16")
+
+
+def machine_name(device: str) -> str:
+    """The processor that trained: the GPU's name, or the CPU's model name from /proc/cpuinfo."""
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown CPU"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
+
+
+def write_history(path: Path, args: argparse.Namespace, recipe: Recipe, result: TrainResult) -> None:
+    """The run's record: what trained, on what, for how long, and its validation PSNR per step."""
+    record = {
+        "command": "python train.py " + " ".join(sys.argv[1:]), "steps": args.steps, "seed": args.seed,
+        "recipe": dataclasses.asdict(recipe), "device": machine_name(args.device), "threads": torch.get_num_threads(),
+        "precision": result.precision, "torch": torch.__version__, "minutes": round(result.seconds / 60, 1),
+        "best_step": result.best_step, "best_psnr": result.best_psnr, "initial_psnr": result.initial_psnr,
+        "history": result.history,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line, every number and path checked (argparse's one-line errors, exit 2) before any work."""
     parser = sd.OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=STEPS, metavar="N", help="Adam steps (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N",
+    parser.add_argument("--batch-size", type=int, default=RECIPE.batch_size, metavar="N",
                         help=f"patches per step, 1 to {MAX_BATCH_SIZE} (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="PATH",
                         help="where the best state dict goes (default: %(default)s; the shipped weights are"
                         f" {sd.DEFAULT_WEIGHTS.relative_to(sd.DEFAULT_IMAGE.parent)}, replaced only if named here)")
     parser.add_argument("--seed", type=int, default=sd.SEED, help="0 or more (default: %(default)s)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="(default: %(default)s)")
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="of the forward pass; auto: bfloat16 where the CPU (AMX, AVX512-BF16) or GPU computes it"
+                        " (default: %(default)s)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the convolutions (docs/training.md)")
+    parser.add_argument("--history", type=Path, metavar="PATH",
+                        help="also write the run's record (validation PSNR per step, recipe, machine) as JSON, for"
+                        " tools/plot_training.py")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with tracebacks")
     args = parser.parse_args(argv)
     if args.steps < 1:
@@ -199,6 +324,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--batch-size {args.batch_size}: must be from 1 to {MAX_BATCH_SIZE}")
     if args.seed < 0:
         parser.error(f"--seed {args.seed}: must be 0 or more")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device cuda: PyTorch {torch.__version__} sees no CUDA GPU")
     return args
 
 
@@ -209,12 +336,18 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> int:
         check_output_file(args.out, "--out")  # fail now, not after an hour of training
-        log.info("training on %d photos, validating on %s; torch threads: %d", len(data.TRAINING_PHOTOS),
+        if args.history:
+            check_output_file(args.history, "--history", [args.out])
+        recipe = Recipe(**{**RECIPE.__dict__, "batch_size": args.batch_size})
+        log.info("training on %d photos, validating on %s; torch threads: %d", len(recipe.photos),
                  ", ".join(data.VALIDATION_PHOTOS), torch.get_num_threads())
-        result = train(steps=args.steps, batch_size=args.batch_size, out=args.out, seed=args.seed)
+        result = train(steps=args.steps, out=args.out, recipe=recipe, seed=args.seed, device=args.device,
+                       precision=args.precision, compile_model=args.compile)
         log.info("best validation Y-PSNR %.3f dB at step %d (bicubic %.3f dB, gain %+.3f dB); %.1f min; wrote %s",
                  result.best_psnr, result.best_step, result.initial_psnr, result.best_psnr - result.initial_psnr,
                  result.seconds / 60, args.out)
+        if args.history:
+            write_history(args.history, args, recipe, result)
         return sd.EXIT_OK
 
     return run_guarded(work)

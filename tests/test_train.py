@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -53,11 +55,62 @@ def test_photo_split_keeps_the_face_out_of_training() -> None:
     assert grey.shape[2] == 3 and np.array_equal(grey[..., 0], grey[..., 2]), "grey photos become 3 equal channels"
 
 
+def test_no_training_photo_is_a_held_out_photo() -> None:
+    """By pixels, not names: a package may ship a held-out photo under another name (PyWavelets' camera)."""
+    held_out = {name: data.load_photo(name).astype(np.float32) for name in data.VALIDATION_PHOTOS}
+    for name in train.RECIPE.photos:
+        photo = data.load_photo(name).astype(np.float32)
+        assert photo.shape[0] * photo.shape[1] >= 2**16, f"{name}: {photo.shape} is too small to train on"
+        for other, pixels in held_out.items():
+            if photo.shape == pixels.shape:
+                difference = float(np.abs(photo - pixels).mean())
+                assert difference > 10, f"{name} looks like held-out {other} (mean difference {difference:.1f})"
+    assert not set(train.RECIPE.photos) & set(data.NEVER_TRAINED_ON)
+
+
+@pytest.mark.parametrize("mix_factors", [False, True], ids=["one factor", "mixed factors"])
+def test_batches_pair_the_upsampled_input_with_its_target(mix_factors) -> None:
+    recipe = train.Recipe(patch=24, batch_size=6, mix_factors=mix_factors, min_rescale=0.5, soft_fraction=0.5,
+                          photos=("coins",))
+    sampler = train.PatchSampler([data.load_photo_tensor("coins")], recipe, seed=1)
+    inputs, targets = sampler.batch()
+    assert inputs.shape == targets.shape == (6, 3, 24, 24), f"{tuple(inputs.shape)}, {tuple(targets.shape)}"
+    error = float((inputs - targets).abs().mean())
+    assert 0 < error < 0.1, f"the bicubic input must be near its target, not equal nor unrelated: {error:.4f}"
+    assert len(sampler.images) == train.RESCALE_LEVELS, "coins at every rescale level"
+
+
+def test_gaussian_blur_keeps_flat_images_and_the_mean() -> None:
+    flat = torch.full((1, 3, 20, 20), 0.25)
+    assert torch.allclose(data.gaussian_blur(flat, 1.5), flat, atol=1e-6)
+    noise = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    blurred = data.gaussian_blur(noise, 1.0)
+    assert blurred.shape == noise.shape and float(blurred.std()) < 0.5 * float(noise.std())
+
+
+def test_last_layer_learning_rate_is_scaled() -> None:
+    model = sd.SuperResolutionNet()
+    optimizer = train.make_optimizer(model, train.Recipe(last_layer_lr_scale=0.1), 1e-3)
+    rates = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    assert rates[id(model.conv3.weight)] == pytest.approx(1e-4) and rates[id(model.conv1.weight)] == 1e-3
+    assert len(rates) == len(list(model.parameters())), "every parameter is trained, once"
+
+
+@pytest.mark.parametrize("loss", sorted(train.LOSSES))
+def test_losses_are_zero_or_least_at_the_target(loss) -> None:
+    target = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    near, far = target + 0.01, target + 0.1
+    assert train.LOSSES[loss](near, target) < train.LOSSES[loss](far, target)
+
+
+TINY = dataclasses.replace(train.RECIPE, batch_size=4, patch=32, photos=("coins",))  # a few seconds of training
+
+
 def test_a_few_training_steps_are_reproducible(tmp_path) -> None:
     runs = []
     for name in ("a.pth", "b.pth"):
-        result = train.train(steps=6, batch_size=4, out=tmp_path / name, training_photos=("coins",),
-                             validation_photos=("microaneurysms",), validate_every=3, progress=False)
+        result = train.train(steps=6, out=tmp_path / name, recipe=TINY, validation_photos=("microaneurysms",),
+                             validate_every=3, progress=False)
         assert result.best_psnr >= result.initial_psnr, f"the kept checkpoint is never worse than the start: {result}"
         runs.append(torch.load(tmp_path / name, weights_only=True))
     for key in runs[0]:
@@ -82,9 +135,35 @@ def test_interrupted_training_writes_nothing(tmp_path, monkeypatch, capsys) -> N
         return real_validate(*args, **kwargs)
 
     monkeypatch.setattr(train, "validate", validate_then_interrupt)
+    monkeypatch.setattr(train, "RECIPE", TINY)
     monkeypatch.setattr(train.train, "__kwdefaults__", {**train.train.__kwdefaults__, "validate_every": 2, "progress": False})
     code = train.main(["--steps", "4", "--batch-size", "2", "--out", str(out)])
     assert code == sd.EXIT_INTERRUPTED, f"exit {code}"
     assert out.read_bytes() == b"previous weights", "an interrupted run must leave --out as it was"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.pth"], "no temporary files"
     assert "interrupted" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_training_runs_in_each_precision_and_device(device, precision, tmp_path) -> None:
+    """bfloat16 is what `auto` picks on CPUs with AMX or AVX512-BF16 and on GPUs: it must train here too."""
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU here")
+    result = train.train(steps=3, out=tmp_path / "w.pth", recipe=TINY, device=device, precision=precision,
+                         validation_photos=("microaneurysms",), validate_every=3, progress=False)
+    assert result.precision == precision and np.isfinite(result.best_psnr), f"{result}"
+    state = torch.load(tmp_path / "w.pth", weights_only=True)
+    assert all(t.is_contiguous() and t.dtype == torch.float32 and t.device.type == "cpu" for t in state.values())
+
+
+def test_history_records_the_run(tmp_path, monkeypatch) -> None:
+    out, history = tmp_path / "w.pth", tmp_path / "run.json"
+    monkeypatch.setattr(train, "RECIPE", TINY)
+    monkeypatch.setattr(train.train, "__kwdefaults__", {**train.train.__kwdefaults__, "validate_every": 2,
+                                                        "progress": False, "validation_photos": ("microaneurysms",)})
+    assert train.main(["--steps", "4", "--batch-size", "2", "--out", str(out), "--history", str(history)]) == 0
+    record = json.loads(history.read_text())
+    assert [s for s, _ in record["history"]] == [0, 2, 4] and record["steps"] == 4, f"{record}"
+    assert record["recipe"]["batch_size"] == 2 and record["recipe"]["photos"] == ["coins"], f"{record['recipe']}"
+    assert record["device"] and record["precision"] in ("float32", "bfloat16") and record["minutes"] >= 0

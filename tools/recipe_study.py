@@ -1,0 +1,107 @@
+"""Measure training recipes against the previous one, each for the same number of steps.
+
+    python tools/recipe_study.py --steps 1200                       # every variant (about 5 minutes each)
+    python tools/recipe_study.py --steps 1200 --variant baseline --variant "mixed factors"
+
+Every variant trains on the same number of pixels per step (batch x patch^2), so equal steps are equal wall time
+within a few per cent (the seconds column says). For each, the best checkpoint's mean Y-PSNR gain over bicubic on
+the validation photos at each factor of data.EVAL_FACTORS, and at x2 on the soft case (the same photos blurred by
+data.SOFT_SIGMA first), as a markdown table for docs/training.md. The runs' files go to outputs/study/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: the project's modules
+
+import srcnn.startup  # noqa: F401, E402, I001 - first: a signal while the libraries load exits quietly
+import srcnn_dynamic as sd  # noqa: E402
+import train  # noqa: E402
+from srcnn import data  # noqa: E402
+from srcnn.errors import run_guarded  # noqa: E402
+from srcnn.weights import load_model  # noqa: E402
+
+log = logging.getLogger("recipe_study")
+
+OUT = Path("outputs") / "study"
+PREVIOUS = train.Recipe(loss="log_mse", last_layer_lr_scale=1.0, patch=64, batch_size=32, mix_factors=False,
+                        min_rescale=1.0, soft_fraction=0.0, photos=data.TRAINING_PHOTOS)  # the recipe before
+VARIANTS = {
+    "baseline": PREVIOUS,
+    "last-layer lr x0.1": dataclasses.replace(PREVIOUS, last_layer_lr_scale=0.1),
+    "charbonnier loss": dataclasses.replace(PREVIOUS, loss="charbonnier"),
+    "L1 loss": dataclasses.replace(PREVIOUS, loss="l1"),
+    "128-px patches, batch 8": dataclasses.replace(PREVIOUS, patch=128, batch_size=8),
+    "mixed factors": dataclasses.replace(PREVIOUS, mix_factors=True),
+    "rescale 0.5-1": dataclasses.replace(PREVIOUS, min_rescale=0.5),
+    "4 packaged photos more": dataclasses.replace(PREVIOUS, photos=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS),
+    "soft 25%": dataclasses.replace(PREVIOUS, soft_fraction=0.25),
+    "shipped recipe": train.RECIPE,
+}
+
+
+@torch.inference_mode()
+def gains(model: sd.SuperResolutionNet, sigma: float | None = None, factors: tuple[str, ...] = data.EVAL_FACTORS
+          ) -> dict[str, float]:
+    """Mean Y-PSNR gain over bicubic (dB) on the validation photos per factor; blurred by `sigma` first if given."""
+    photos = [data.load_photo_tensor(n) for n in data.VALIDATION_PHOTOS]
+    if sigma is not None:
+        photos = [data.gaussian_blur(p, sigma) for p in photos]
+    result = {}
+    for factor in map(sd.Factor.parse, factors):
+        values = []
+        for photo in photos:
+            lr, hr = data.make_pair(photo, factor)
+            bicubic = sd.bicubic_resize(lr, factor.tensor())
+            values.append(data.psnr_y(hr, model(lr, factor.tensor()), factor) - data.psnr_y(hr, bicubic, factor))
+        result[factor.tag] = float(np.mean(values))
+    return result
+
+
+def study(names: list[str], steps: int, validate_every: int) -> list[str]:
+    """Train each variant, measure it, write its history; return the table's rows."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in names:
+        slug = name.replace(" ", "_").replace("%", "pct").replace(",", "").replace(".", "")
+        result = train.train(steps=steps, out=OUT / f"{slug}.pth", recipe=VARIANTS[name],
+                             validate_every=validate_every, progress=False)
+        model = load_model(OUT / f"{slug}.pth")
+        sharp, soft = gains(model), gains(model, data.SOFT_SIGMA, ("2",))
+        (OUT / f"{slug}.json").write_text(json.dumps({"recipe": name, "steps": steps, "seconds": result.seconds,
+                                                      "history": result.history, "gains": sharp, "soft_x2": soft["2"]}))
+        rows.append(f"| {name} | {result.seconds:.0f} | {result.best_psnr - result.initial_psnr:+.3f} | "
+                    + " | ".join(f"{v:+.2f}" for v in sharp.values()) + f" | {soft['2']:+.2f} |")
+        log.info("%s", rows[-1])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = sd.OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=1200, metavar="N", help="steps per variant (default: %(default)s)")
+    parser.add_argument("--validate-every", type=int, default=300, metavar="N", help="(default: %(default)s)")
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS), help="repeatable (default: all)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    header = ("| recipe | seconds | validation gain | " + " | ".join(f"x{f}" for f in data.EVAL_FACTORS)
+              + " | soft x2 |\n|" + "---|" * (4 + len(data.EVAL_FACTORS)))
+
+    def work() -> int:
+        rows = study(args.variant or list(VARIANTS), args.steps, args.validate_every)
+        print(header, *rows, sep="\n")
+        return sd.EXIT_OK
+
+    return run_guarded(work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
