@@ -56,6 +56,7 @@ RESCALE_LEVELS = 6  # photos are kept at 6 sizes from min_rescale to 1 (the rand
 SOFT_SIGMAS = (0.5, 2.5)  # Gaussian blur (high-resolution pixels) of the soft patches: a slightly to a very soft photo
 VALIDATE_EVERY = 500  # steps between validations (each takes a few seconds)
 PASS_THROUGH_OFFSET = 1.0  # identity_init: bias that keeps slightly negative bicubic overshoot above ReLU's 0
+PER_PATCH_MSE_FLOOR = (0.5 / 255) ** 2  # half an 8-bit level, squared: below it, errors are rounding
 CHARBONNIER_EPS = 1e-3  # a smooth L1: sqrt(d^2 + eps^2), differentiable at 0; eps well below one 8-bit level
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs that compute bfloat16 in hardware
 
@@ -70,8 +71,19 @@ def log_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.log(F.mse_loss(output, target))
 
 
+def log_mse_per_patch(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The mean over patches of log(MSE + floor): every patch weighs alike, whatever its factor or texture.
+
+    With a factor per patch, one log(MSE) over the batch is ruled by the large errors of the x4 patches; per
+    patch, a soft patch that bicubic already gets right counts as much as a sharp x4 one, so the model learns to
+    leave it alone. The floor, about the error of rounding to 8 bits, keeps a perfect patch from ruling instead.
+    """
+    mse = (output - target).square().mean(dim=(1, 2, 3))  # (batch,)
+    return torch.log(mse + PER_PATCH_MSE_FLOOR).mean()
+
+
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "charbonnier": charbonnier, "l1": F.l1_loss, "log_mse": log_mse}
+    "charbonnier": charbonnier, "l1": F.l1_loss, "log_mse": log_mse, "log_mse_per_patch": log_mse_per_patch}
 
 
 @dataclass(frozen=True)
@@ -122,11 +134,11 @@ class PatchSampler:
         self.recipe = recipe
         self.rng = np.random.default_rng(seed)
         scales = np.linspace(recipe.min_rescale, 1.0, RESCALE_LEVELS) if recipe.min_rescale < 1 else [1.0]
-        largest = round(lr_length(min(FACTOR_CHOICES), recipe.patch) * min(FACTOR_CHOICES))  # the largest patch side
-        self.images = [  # (1, 3, H, W) in [0, 1]: every photo at every scale that still holds the largest patch
-            F.interpolate(p, scale_factor=s, mode="bicubic", antialias=True).clamp(0, 1) if s < 1 else p
-            for p in photos for s in scales if min(p.shape[2:]) * s >= largest
-        ]
+        largest = max(round(lr_length(f, recipe.patch) * f) for f in FACTOR_CHOICES)  # the largest patch side
+        rescaled = (F.interpolate(p, scale_factor=s, mode="bicubic", antialias=True).clamp(0, 1) if s < 1 else p
+                    for p in photos for s in scales)
+        # (1, 3, H, W) in [0, 1]: every photo at every scale that still holds the largest patch
+        self.images = [image for image in rescaled if min(image.shape[2:]) >= largest]
         areas = np.array([p.shape[2] * p.shape[3] for p in self.images], dtype=np.float64)
         self.weights = areas / areas.sum()  # area-weighted: every pixel is as likely as any other
 
@@ -209,6 +221,20 @@ def make_optimizer(model: sd.SuperResolutionNet, recipe: Recipe, learning_rate: 
                              {"params": last, "lr": learning_rate * recipe.last_layer_lr_scale}])
 
 
+def train_step(
+    refine: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
+    targets: torch.Tensor, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], half: torch.dtype | None,
+) -> torch.Tensor:
+    """One Adam step on a batch; the forward pass in `half` (None: float32), the loss and the weights in float32."""
+    with torch.autocast(inputs.device.type, dtype=half or torch.float32, enabled=half is not None):
+        outputs = refine(inputs)
+    loss = loss_fn(outputs.float(), targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 @dataclass
 class TrainResult:
     """How a training run went: its best validation PSNR, where, from what start, and how long it took."""
@@ -253,12 +279,7 @@ def train(
     model.train()
     for step in bar:
         inputs, targets = (t.to(where, memory_format=torch.channels_last) for t in sampler.batch())
-        with torch.autocast(where.type, dtype=half or torch.float32, enabled=half is not None):
-            outputs = refine(inputs)
-        loss = LOSSES[recipe.loss](outputs.float(), targets)  # the loss in float32, whatever the forward ran in
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = train_step(refine, optimizer, inputs, targets, LOSSES[recipe.loss], half)
         schedule.step()
         if step % validate_every == 0 or step == steps:
             psnr = evaluate_now()

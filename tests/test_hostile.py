@@ -306,6 +306,10 @@ def run_program(program: str, *args: str, cwd: Path) -> subprocess.CompletedProc
     (["--seed", "-1"], "--seed -1: must be 0 or more"),
     (["--out", "."], "is a folder"),
     (["--out", "notes.txt/w.pth"], "is not a folder"),
+    (["--history", "."], "--history . is a folder"),
+    (["--out", "w.pth", "--history", "w.pth"], "would overwrite an input file"),
+    pytest.param(["--device", "cuda"], "sees no CUDA GPU", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="a CUDA GPU is here: --device cuda is no mistake")),
 ])
 def test_train_checks_before_any_work(tmp_path, args, message) -> None:
     (tmp_path / "notes.txt").write_text("a file, not a folder")

@@ -42,9 +42,12 @@ VARIANTS = {
     "L1 loss": dataclasses.replace(PREVIOUS, loss="l1"),
     "128-px patches, batch 8": dataclasses.replace(PREVIOUS, patch=128, batch_size=8),
     "mixed factors": dataclasses.replace(PREVIOUS, mix_factors=True),
+    "mixed factors, log(MSE) per patch": dataclasses.replace(PREVIOUS, mix_factors=True, loss="log_mse_per_patch"),
     "rescale 0.5-1": dataclasses.replace(PREVIOUS, min_rescale=0.5),
     "4 packaged photos more": dataclasses.replace(PREVIOUS, photos=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS),
     "soft 25%": dataclasses.replace(PREVIOUS, soft_fraction=0.25),
+    "mixed, per patch, soft 25%": dataclasses.replace(PREVIOUS, mix_factors=True, loss="log_mse_per_patch",
+                                                      soft_fraction=0.25),
     "shipped recipe": train.RECIPE,
 }
 
