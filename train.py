@@ -5,13 +5,14 @@
     python train.py --steps 2000 --out /tmp/quick.pth
     python train.py --device cuda --steps 200000     # on a GPU (bfloat16 where the card has it)
 
-Every patch of a batch gets its own factor from 2, 2.25, ..., 4, and comes from a training photo rescaled by a
-random 0.5-1.0; some patches are blurred first, so that the model also learns to leave soft pictures soft. Each is
-degraded with antialiased bicubic downsampling (srcnn.data.make_pair), upsampled by the model's own Resize, and
-cropped to RECIPE.patch pixels away from its borders: the three convolutions, where the weights and the time are,
-then train on one (batch, 3, patch, patch) tensor. The network starts as the identity on its bicubic input
-(identity_init), so training begins at bicubic quality and learns the correction. The checkpoint with the best
-mean Y-PSNR on the validation photos is kept. docs/training.md measures each choice.
+Each batch draws one factor from 2, 2.25, ..., 4 and cuts patches from 19 photos that ship inside scikit-image,
+scikit-learn, matplotlib and PyWavelets (redrawing flat ones), rotated and flipped; a quarter of them are blurred
+first, so that the model also sees pictures that were never sharp. Each is degraded with antialiased bicubic
+downsampling (srcnn.data.make_pair), upsampled by the model's own Resize, and cropped to RECIPE.patch pixels away
+from its borders, so the three convolutions, where the weights and the time are, train on one (batch, 3, patch,
+patch) tensor in channels_last. The network starts as the identity on its bicubic input (identity_init), so
+training begins at bicubic quality and learns the correction; the loss is log(MSE). The checkpoint with the
+best mean Y-PSNR on the validation photos is kept. Recipe lists every option; docs/training.md measures each.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from srcnn.weights import save_state_dict
 log = logging.getLogger("train")
 
 DEFAULT_OUT = Path("outputs") / "srcnn_dynamic.pth"  # a try never replaces the shipped weights unless asked to
-STEPS = 12_000  # the default run's length: docs/training.md gives its minutes on a named CPU
+STEPS = 9_000  # the default run: about 45 minutes on a 2-core CPU (docs/training.md names it)
 MAX_BATCH_SIZE = 4096  # 64x64 patches: about 2 GB of activations at this size; beyond it, memory runs out
 LEARNING_RATE = 3e-4  # Adam, cosine-decayed to LEARNING_RATE * FINAL_LR_FRACTION; 1e-3 was no better at 3,000 steps
 FINAL_LR_FRACTION = 0.01
@@ -96,8 +97,8 @@ class Recipe:
     batch_size: int = 32
     mix_factors: bool = False  # a factor per patch; False: one per batch
     min_rescale: float = 1.0  # each patch comes from its photo rescaled by a random factor in [min_rescale, 1]
-    soft_fraction: float = 0.0  # share of patches blurred before degradation (their target is the blurred patch)
-    photos: tuple[str, ...] = field(default=data.TRAINING_PHOTOS)
+    soft_fraction: float = 0.25  # share of patches blurred before degradation (their target is the blurred patch)
+    photos: tuple[str, ...] = field(default=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS)
 
 
 RECIPE = Recipe()
