@@ -13,11 +13,14 @@ from srcnn import data, runtime, tiling, weights
 
 SWEEP = [f"{2 + q / 4:g}" for q in range(9)] + ["2.1", "3.3"]  # [2, 4] in quarter steps, and two off the grid
 
-# Mean Y-PSNR gains over bicubic on the validation photos that the shipped weights must keep (dB). They are the
-# measured gains (python evaluate.py: x2 +0.61, x3 +0.73, x4 +0.44) less 0.05 dB, so retrained or edited weights
-# that lose quality fail here. They are below the project's targets (+0.5 at x2, +0.8 at x3 and x4), which the
-# shipped weights reach at x2 only: the README's Training section says where the gains stopped.
-GAIN_FLOORS = {"2": 0.56, "3": 0.68, "4": 0.39}
+# Mean Y-PSNR gains over bicubic on the validation photos that the shipped weights must keep (dB): the measured
+# gains (python evaluate.py: x2 +0.60, x3 +0.75, x4 +0.43) less 0.05 dB, so retrained or edited weights that lose
+# quality fail here. They are below the targets of docs/training.md (+1.0 / +1.1 / +0.8), which these weights do
+# not reach: docs/training.md says where the gains stopped.
+GAIN_FLOORS = {"2": 0.55, "3": 0.70, "4": 0.38}
+# The soft case at x2: the worst image's measured gain (-4.44 dB, astronaut) less 0.06 dB. The target is a loss
+# under 1 dB, which these weights miss; this floor only keeps them from getting worse.
+SOFT_FLOOR = -4.50
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +46,19 @@ def test_never_worse_than_bicubic_from_x2_to_x4(trained) -> None:
     assert min(gains.values()) > 0, f"SRCNN must beat bicubic at every factor in [2, 4]: {summary}"
     for tag, floor in GAIN_FLOORS.items():
         assert gains[tag] >= floor, f"x{tag} gain fell below the shipped {floor:+.2f} dB: {summary}"
+
+
+def test_soft_photos_lose_little(trained) -> None:
+    """The soft case (photos blurred before degradation), where bicubic is already near the truth: the model may
+    sharpen a little, but no image may lose more than SOFT_FLOOR at x2."""
+    factor, gains = sd.Factor.parse("2"), {}
+    for name, image in evaluate.soft_images():
+        lr, hr = data.make_pair(image, factor)
+        with torch.inference_mode():
+            sr = trained(lr, factor.tensor())
+        gains[name] = data.psnr_y(hr, sr, factor) - data.psnr_y(hr, evaluate.bicubic(lr, factor), factor)
+    summary = ", ".join(f"{k}: {v:+.2f} dB" for k, v in gains.items())
+    assert min(gains.values()) >= SOFT_FLOOR, f"a soft photo lost more than {-SOFT_FLOOR:.2f} dB at x2: {summary}"
 
 
 def test_evaluate_cli_on_a_folder(tmp_path, capsys) -> None:
