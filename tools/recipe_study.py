@@ -46,6 +46,7 @@ VARIANTS = {
     "rescale 0.5-1": dataclasses.replace(PREVIOUS, min_rescale=0.5),
     "4 packaged photos more": dataclasses.replace(PREVIOUS, photos=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS),
     "soft 25%": dataclasses.replace(PREVIOUS, soft_fraction=0.25),
+    "log(MSE) per patch, soft 25%": dataclasses.replace(PREVIOUS, loss="log_mse_per_patch", soft_fraction=0.25),
     "mixed, per patch, soft 25%": dataclasses.replace(PREVIOUS, mix_factors=True, loss="log_mse_per_patch",
                                                       soft_fraction=0.25),
     "shipped recipe": train.RECIPE,
