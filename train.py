@@ -222,6 +222,11 @@ def make_optimizer(model: sd.SuperResolutionNet, recipe: Recipe, learning_rate: 
                              {"params": last, "lr": learning_rate * recipe.last_layer_lr_scale}])
 
 
+def cpu_state(model: sd.SuperResolutionNet) -> dict[str, torch.Tensor]:
+    """A float32, contiguous copy of the weights on the CPU: what save_state_dict writes, whatever trains."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+
+
 def train_step(
     refine: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
     targets: torch.Tensor, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], half: torch.dtype | None,
@@ -273,7 +278,7 @@ def train(
 
     best_psnr = initial_psnr = evaluate_now()  # the identity: bicubic's PSNR
     best_step, start, history = 0, time.perf_counter(), [(0, initial_psnr)]
-    best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+    best_state = cpu_state(model)
     log.info("validation Y-PSNR at the start (bicubic): %.3f dB; forward pass in %s on %s", initial_psnr,
              "float32" if half is None else "bfloat16", where)
     bar = tqdm(range(1, steps + 1), desc="train", disable=not progress, dynamic_ncols=True, file=sys.stderr)
@@ -287,7 +292,7 @@ def train(
             history.append((step, psnr))
             if psnr > best_psnr:
                 best_psnr, best_step = psnr, step
-                best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+                best_state = cpu_state(model)
             bar.set_postfix(loss=f"{loss.item():.2e}", val_psnr=f"{psnr:.3f}", best=f"{best_psnr:.3f}@{best_step}")
             log.debug("step %d: validation Y-PSNR %.3f dB", step, psnr)
     save_state_dict(best_state, out)  # atomically: an interrupted run leaves `out` as it was
@@ -360,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         check_output_file(args.out, "--out")  # fail now, not after an hour of training
         if args.history:
             check_output_file(args.history, "--history", [args.out])
-        recipe = Recipe(**{**RECIPE.__dict__, "batch_size": args.batch_size})
+        recipe = dataclasses.replace(RECIPE, batch_size=args.batch_size)
         log.info("training on %d photos, validating on %s; torch threads: %d", len(recipe.photos),
                  ", ".join(data.VALIDATION_PHOTOS), torch.get_num_threads())
         result = train(steps=args.steps, out=args.out, recipe=recipe, seed=args.seed, device=args.device,
