@@ -3,7 +3,7 @@
     python train.py                                  # writes outputs/srcnn_dynamic.pth, as the shipped weights were made
     python train.py --out weights/srcnn_dynamic.pth  # replaces the shipped weights (only when asked)
     python train.py --steps 2000 --out /tmp/quick.pth
-    python train.py --device cuda --steps 200000     # on a GPU (bfloat16 where the card has it)
+    python train.py --device cuda --steps 400000     # on a GPU (bfloat16 where the card has it)
 
 Each batch draws one factor from 2, 2.25, ..., 4 and cuts patches from 19 photos that ship inside scikit-image,
 scikit-learn, matplotlib and PyWavelets (redrawing flat ones), rotated and flipped; a quarter of them are blurred
@@ -11,8 +11,10 @@ first, so that the model also sees pictures that were never sharp. Each is degra
 downsampling (srcnn.data.make_pair), upsampled by the model's own Resize, and cropped to RECIPE.patch pixels away
 from its borders, so the three convolutions, where the weights and the time are, train on one (batch, 3, patch,
 patch) tensor in channels_last. The network starts as the identity on its bicubic input (identity_init), so
-training begins at bicubic quality and learns the correction; the loss is log(MSE). The checkpoint with the
-best mean Y-PSNR on the validation photos is kept. Recipe lists every option; docs/training.md measures each.
+training begins at bicubic quality and learns the correction. The loss is log(MSE) per patch with a floor of
+one 8-bit level, so a patch that bicubic already gets right (a soft one) still counts: the model learns to leave soft
+pictures alone. Batches are small (8), for many steps. The checkpoint with the best mean Y-PSNR on the
+validation photos is kept. Recipe lists every option; docs/training.md measures each.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -40,12 +43,14 @@ from srcnn import data
 from srcnn.errors import run_guarded
 from srcnn.images import atomic_path
 from srcnn.plan import check_output_file
+from srcnn.tiling import model_halo
 from srcnn.weights import save_state_dict
 
 log = logging.getLogger("train")
 
 DEFAULT_OUT = Path("outputs") / "srcnn_dynamic.pth"  # a try never replaces the shipped weights unless asked to
-STEPS = 9_000  # the default run: about 45 minutes on a 2-core CPU (docs/training.md names it)
+WEIGHTS_SUFFIXES = (".pth", ".pt")  # --out must end in one: `--out train.py` would replace a source file
+STEPS = 36_000  # the default run: about 45 minutes on a 2-core CPU (docs/training.md names it)
 MAX_BATCH_SIZE = 4096  # 64x64 patches: about 2 GB of activations at this size; beyond it, memory runs out
 LEARNING_RATE = 3e-4  # Adam, cosine-decayed to LEARNING_RATE * FINAL_LR_FRACTION; 1e-3 was no better at 3,000 steps
 FINAL_LR_FRACTION = 0.01
@@ -55,9 +60,9 @@ MIN_PATCH_STD = 0.03  # a random patch this flat (sky, background) is redrawn, a
 MAX_DRAWS = 20
 RESCALE_LEVELS = 6  # photos are kept at 6 sizes from min_rescale to 1 (the random rescale, precomputed once)
 SOFT_SIGMAS = (0.5, 2.5)  # Gaussian blur (high-resolution pixels) of the soft patches: a slightly to a very soft photo
-VALIDATE_EVERY = 500  # steps between validations (each takes a few seconds)
+VALIDATE_EVERY = 2_000  # steps between validations (each takes a few seconds)
 PASS_THROUGH_OFFSET = 1.0  # identity_init: bias that keeps slightly negative bicubic overshoot above ReLU's 0
-PER_PATCH_MSE_FLOOR = (0.5 / 255) ** 2  # half an 8-bit level, squared: below it, errors are rounding
+PATCH_MSE_FLOOR = (1 / 255) ** 2  # log_mse_per_patch: one 8-bit level, squared (docs/training.md: the floor study)
 CHARBONNIER_EPS = 1e-3  # a smooth L1: sqrt(d^2 + eps^2), differentiable at 0; eps well below one 8-bit level
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs that compute bfloat16 in hardware
 
@@ -72,15 +77,16 @@ def log_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.log(F.mse_loss(output, target))
 
 
-def log_mse_per_patch(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def log_mse_per_patch(output: torch.Tensor, target: torch.Tensor, floor: float = PATCH_MSE_FLOOR) -> torch.Tensor:
     """The mean over patches of log(MSE + floor): every patch weighs alike, whatever its factor or texture.
 
     With a factor per patch, one log(MSE) over the batch is ruled by the large errors of the x4 patches; per
     patch, a soft patch that bicubic already gets right counts as much as a sharp x4 one, so the model learns to
-    leave it alone. The floor, about the error of rounding to 8 bits, keeps a perfect patch from ruling instead.
+    leave it alone. The floor keeps a perfect patch from ruling instead; the higher it is, the less the patches
+    that bicubic gets nearly right weigh (Recipe.patch_mse_floor).
     """
     mse = (output - target).square().mean(dim=(1, 2, 3))  # (batch,)
-    return torch.log(mse + PER_PATCH_MSE_FLOOR).mean()
+    return torch.log(mse + floor).mean()
 
 
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
@@ -91,17 +97,29 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 class Recipe:
     """What a run learns from, and how. The defaults are the shipped run's; docs/training.md measures each field."""
 
-    loss: str = "log_mse"  # a LOSSES key
+    loss: str = "log_mse_per_patch"  # a LOSSES key
+    # log_mse_per_patch's floor (a mean squared error, pixels in [0, 1]): the higher, the less a patch that bicubic
+    # already gets right (a soft one) weighs against a sharp one, and the more the model sharpens soft pictures
+    patch_mse_floor: float = PATCH_MSE_FLOOR
     last_layer_lr_scale: float = 1.0  # conv3's learning rate relative to the others' (the SRCNN paper: 0.1)
     patch: int = 64  # side of the high-resolution crop trained on
-    batch_size: int = 32
+    batch_size: int = 8  # small: more, noisier steps on the same pixels learn more (docs/training.md)
     mix_factors: bool = False  # a factor per patch; False: one per batch
     min_rescale: float = 1.0  # each patch comes from its photo rescaled by a random factor in [min_rescale, 1]
     soft_fraction: float = 0.25  # share of patches blurred before degradation (their target is the blurred patch)
+    full_context: bool = False  # the input crop is `patch` plus the model's halo on each side, so every output
+    # pixel in the loss sees real pixels only; False: a `patch` crop, whose outer 6 pixels see conv zero padding
     photos: tuple[str, ...] = field(default=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS)
 
 
 RECIPE = Recipe()
+
+
+def loss_function(recipe: Recipe) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The recipe's loss, log_mse_per_patch with the recipe's floor."""
+    if recipe.loss == "log_mse_per_patch":
+        return functools.partial(log_mse_per_patch, floor=recipe.patch_mse_floor)
+    return LOSSES[recipe.loss]
 
 
 def identity_init(model: sd.SuperResolutionNet, offset: float = PASS_THROUGH_OFFSET) -> None:
@@ -123,6 +141,12 @@ def identity_init(model: sd.SuperResolutionNet, offset: float = PASS_THROUGH_OFF
         model.conv3.bias[:] = -offset
 
 
+def centre_crop(images: torch.Tensor, side: int) -> torch.Tensor:
+    """The central side x side pixels of (N, C, H, W) images."""
+    top, left = (images.shape[2] - side) // 2, (images.shape[3] - side) // 2
+    return images[:, :, top : top + side, left : left + side]
+
+
 def lr_length(factor: float, patch: int) -> int:
     """Low-resolution side, a multiple of 4, whose upsampled side covers the crop and its MARGIN on both sides."""
     return 4 * math.ceil((patch + 2 * MARGIN) / factor / 4)
@@ -131,8 +155,9 @@ def lr_length(factor: float, patch: int) -> int:
 class PatchSampler:
     """Training batches: random patches of the rescaled photos, rotated, flipped, some blurred, then degraded."""
 
-    def __init__(self, photos: list[torch.Tensor], recipe: Recipe, seed: int = sd.SEED) -> None:
-        self.recipe = recipe
+    def __init__(self, photos: list[torch.Tensor], recipe: Recipe, seed: int = sd.SEED, context: int = 0) -> None:
+        assert 0 <= context <= MARGIN, f"a context of {context} pixels does not fit in the {MARGIN}-pixel margin"
+        self.recipe, self.context = recipe, context
         self.rng = np.random.default_rng(seed)
         scales = np.linspace(recipe.min_rescale, 1.0, RESCALE_LEVELS) if recipe.min_rescale < 1 else [1.0]
         largest = max(round(lr_length(f, recipe.patch) * f) for f in FACTOR_CHOICES)  # the largest patch side
@@ -168,7 +193,7 @@ class PatchSampler:
         return data.gaussian_blur(patch[None], float(self.rng.uniform(*SOFT_SIGMAS)))[0]
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(upsampled input, target), each (batch_size, 3, patch, patch): the refinement's input and its target."""
+        """(upsampled input, target): (batch_size, 3, patch + 2 * context, same) and (batch_size, 3, patch, patch)."""
         size, inputs, targets = self.recipe.patch, [], []
         factors = self.factors(self.recipe.batch_size)
         for scale in dict.fromkeys(factors):  # one degradation and one Resize per distinct factor
@@ -178,9 +203,8 @@ class PatchSampler:
             lr, hr = data.make_pair(hr, factor)
             assert hr.shape[2] == side, f"x{scale}: {side}-pixel patches must not be cropped ({tuple(hr.shape)})"
             upsampled = sd.bicubic_resize(lr, factor.tensor())  # the model's first stage: no weights to train
-            at = (side - size) // 2  # the centre, MARGIN or more from every border of the patch
-            inputs.append(upsampled[:, :, at : at + size, at : at + size])
-            targets.append(hr[:, :, at : at + size, at : at + size])
+            inputs.append(centre_crop(upsampled, size + 2 * self.context))  # MARGIN or more from every border
+            targets.append(centre_crop(hr, size))
         return torch.cat(inputs), torch.cat(targets)
 
 
@@ -231,10 +255,13 @@ def train_step(
     refine: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
     targets: torch.Tensor, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], half: torch.dtype | None,
 ) -> torch.Tensor:
-    """One Adam step on a batch; the forward pass in `half` (None: float32), the loss and the weights in float32."""
+    """One Adam step on a batch; the forward pass in `half` (None: float32), the loss and the weights in float32.
+
+    The inputs may be larger than the targets (Recipe.full_context): the loss then sees the outputs' centre.
+    """
     with torch.autocast(inputs.device.type, dtype=half or torch.float32, enabled=half is not None):
         outputs = refine(inputs)
-    loss = loss_fn(outputs.float(), targets)
+    loss = loss_fn(centre_crop(outputs, targets.shape[3]).float(), targets)  # the input's context cut off
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -264,7 +291,8 @@ def train(
     where = torch.device(device)
     model = sd.SuperResolutionNet()
     identity_init(model)
-    sampler = PatchSampler([data.load_photo_tensor(n) for n in recipe.photos], recipe, seed)
+    context = model_halo(model) if recipe.full_context else 0
+    sampler = PatchSampler([data.load_photo_tensor(n) for n in recipe.photos], recipe, seed, context)
     val_set = [data.load_photo_tensor(n) for n in validation_photos]
     optimizer = make_optimizer(model, recipe, learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=learning_rate * FINAL_LR_FRACTION)
@@ -285,7 +313,7 @@ def train(
     model.train()
     for step in bar:
         inputs, targets = (t.to(where, memory_format=torch.channels_last) for t in sampler.batch())
-        loss = train_step(refine, optimizer, inputs, targets, LOSSES[recipe.loss], half)
+        loss = train_step(refine, optimizer, inputs, targets, loss_function(recipe), half)
         schedule.step()
         if step % validate_every == 0 or step == steps:
             psnr = evaluate_now()
@@ -323,6 +351,12 @@ def write_history(path: Path, args: argparse.Namespace, recipe: Recipe, result: 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def check_suffix(path: Path, option: str, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output file whose name does not end in one of `suffixes`: a typo must not replace a source file."""
+    if path.suffix.lower() not in suffixes:
+        raise sd.SrcnnError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -363,8 +397,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> int:
         check_output_file(args.out, "--out")  # fail now, not after an hour of training
+        check_suffix(args.out, "--out", WEIGHTS_SUFFIXES)
         if args.history:
             check_output_file(args.history, "--history", [args.out])
+            check_suffix(args.history, "--history", (".json",))
         recipe = dataclasses.replace(RECIPE, batch_size=args.batch_size)
         log.info("training on %d photos, validating on %s; torch threads: %d", len(recipe.photos),
                  ", ".join(data.VALIDATION_PHOTOS), torch.get_num_threads())

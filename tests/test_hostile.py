@@ -308,6 +308,8 @@ def run_program(program: str, *args: str, cwd: Path) -> subprocess.CompletedProc
     (["--out", "notes.txt/w.pth"], "is not a folder"),
     (["--history", "."], "--history . is a folder"),
     (["--out", "w.pth", "--history", "w.pth"], "would overwrite an input file"),
+    (["--out", "notes.txt"], "--out notes.txt: the file name must end in .pth or .pt"),
+    (["--history", "notes.txt"], "--history notes.txt: the file name must end in .json"),
     pytest.param(["--device", "cuda"], "sees no CUDA GPU", marks=pytest.mark.skipif(
         torch.cuda.is_available(), reason="a CUDA GPU is here: --device cuda is no mistake")),
 ])

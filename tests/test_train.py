@@ -80,6 +80,18 @@ def test_batches_pair_the_upsampled_input_with_its_target(mix_factors) -> None:
     assert len(sampler.images) == train.RESCALE_LEVELS, "coins at every rescale level"
 
 
+def test_full_context_adds_the_halo_around_the_same_patches() -> None:
+    """With full_context the input grows by the halo on each side; its centre and the targets stay the same."""
+    recipe = train.Recipe(patch=24, batch_size=4, full_context=True, photos=("coins",))
+    photos = [data.load_photo_tensor("coins")]
+    halo = train.model_halo(sd.SuperResolutionNet())
+    inputs, targets = train.PatchSampler(photos, recipe, seed=1, context=halo).batch()
+    plain_inputs, plain_targets = train.PatchSampler(photos, recipe, seed=1).batch()
+    assert inputs.shape == (4, 3, 24 + 2 * halo, 24 + 2 * halo), f"{tuple(inputs.shape)}"
+    assert torch.equal(train.centre_crop(inputs, 24), plain_inputs), "the context must surround the same patch"
+    assert torch.equal(targets, plain_targets)
+
+
 def test_gaussian_blur_keeps_flat_images_and_the_mean() -> None:
     flat = torch.full((1, 3, 20, 20), 0.25)
     assert torch.allclose(data.gaussian_blur(flat, 1.5), flat, atol=1e-6)
@@ -103,13 +115,29 @@ def test_losses_are_zero_or_least_at_the_target(loss) -> None:
     assert train.LOSSES[loss](near, target) < train.LOSSES[loss](far, target)
 
 
+def test_the_per_patch_floor_weighs_nearly_right_patches_less() -> None:
+    """log(MSE + floor) per patch: the higher the floor, the less a patch that is nearly right pulls."""
+    target = torch.zeros(2, 3, 8, 8)
+    errors = torch.tensor([1.0, 8.0]).view(2, 1, 1, 1) / 255  # a soft patch 1 level off, a sharp one 8 levels off
+
+    def pull_ratio(floor: float) -> float:
+        output = (target + errors).requires_grad_()
+        train.loss_function(train.Recipe(loss="log_mse_per_patch", patch_mse_floor=floor))(output, target).backward()
+        per_patch = output.grad.abs().sum(dim=(1, 2, 3))
+        return float(per_patch[0] / per_patch[1])
+
+    ratios = [pull_ratio((level / 255) ** 2) for level in (0.5, 1, 2, 4)]
+    assert ratios == sorted(ratios, reverse=True) and ratios[0] > 1 > ratios[-1], f"soft/sharp pull: {ratios}"
+
+
 TINY = dataclasses.replace(train.RECIPE, batch_size=4, patch=32, photos=("coins",))  # a few seconds of training
 
 
-def test_a_few_training_steps_are_reproducible(tmp_path) -> None:
-    runs = []
+@pytest.mark.parametrize("full_context", [False, True], ids=["padded context", "full context"])
+def test_a_few_training_steps_are_reproducible(tmp_path, full_context) -> None:
+    runs, recipe = [], dataclasses.replace(TINY, full_context=full_context)
     for name in ("a.pth", "b.pth"):
-        result = train.train(steps=6, out=tmp_path / name, recipe=TINY, validation_photos=("microaneurysms",),
+        result = train.train(steps=6, out=tmp_path / name, recipe=recipe, validation_photos=("microaneurysms",),
                              validate_every=3, progress=False)
         assert result.best_psnr >= result.initial_psnr, f"the kept checkpoint is never worse than the start: {result}"
         runs.append(torch.load(tmp_path / name, weights_only=True))

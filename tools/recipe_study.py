@@ -1,10 +1,11 @@
-"""Measure training recipes against the previous one, each for the same number of steps.
+"""Measure training recipes against the previous one, each on the same number of pixels.
 
     python tools/recipe_study.py --steps 1200                       # every variant (about 5 minutes each)
     python tools/recipe_study.py --steps 1200 --variant baseline --variant "mixed factors"
 
-Every variant trains on the same number of pixels per step (batch x patch^2), so equal steps are equal wall time
-within a few per cent (the seconds column says). For each, the best checkpoint's mean Y-PSNR gain over bicubic on
+Every variant trains on the same number of pixels per step (batch x patch^2), but for the smaller batches, which
+take proportionally more steps (--steps is for batch 32), so the same pixels are about the same wall time (the
+seconds column says). For each, the best checkpoint's mean Y-PSNR gain over bicubic on
 the validation photos at each factor of data.EVAL_FACTORS, and at x2 on the soft case (the same photos blurred by
 data.SOFT_SIGMA first), as a markdown table for docs/training.md. The runs' files go to outputs/study/.
 """
@@ -15,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -33,8 +35,11 @@ from srcnn.weights import load_model  # noqa: E402
 log = logging.getLogger("recipe_study")
 
 OUT = Path("outputs") / "study"
-PREVIOUS = train.Recipe(loss="log_mse", last_layer_lr_scale=1.0, patch=64, batch_size=32, mix_factors=False,
-                        min_rescale=1.0, soft_fraction=0.0, photos=data.TRAINING_PHOTOS)  # the recipe before
+HALF_LEVEL = 0.5 / 255  # the per-patch floor of the first studies (the square root of a mean squared error)
+PREVIOUS = train.Recipe(loss="log_mse", patch_mse_floor=HALF_LEVEL**2, last_layer_lr_scale=1.0, patch=64,
+                        batch_size=32, mix_factors=False, min_rescale=1.0, soft_fraction=0.0,
+                        photos=data.TRAINING_PHOTOS)  # the recipe before
+SHIPPED_BEFORE = dataclasses.replace(PREVIOUS, soft_fraction=0.25, photos=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS)
 VARIANTS = {
     "baseline": PREVIOUS,
     "last-layer lr x0.1": dataclasses.replace(PREVIOUS, last_layer_lr_scale=0.1),
@@ -49,8 +54,28 @@ VARIANTS = {
     "log(MSE) per patch, soft 25%": dataclasses.replace(PREVIOUS, loss="log_mse_per_patch", soft_fraction=0.25),
     "mixed, per patch, soft 25%": dataclasses.replace(PREVIOUS, mix_factors=True, loss="log_mse_per_patch",
                                                       soft_fraction=0.25),
+    # From the recipe of the previous shipped weights (the four photos and soft 25% added to the baseline):
+    "previous shipped recipe": SHIPPED_BEFORE,
+    "full context (76 px in, 64 px loss)": dataclasses.replace(SHIPPED_BEFORE, full_context=True),
+    "full context (64 px in, 52 px loss)": dataclasses.replace(SHIPPED_BEFORE, full_context=True, patch=52),
+    "log(MSE) per patch, floor half a level": dataclasses.replace(SHIPPED_BEFORE, loss="log_mse_per_patch"),
+    "log(MSE) per patch, floor 2 levels": dataclasses.replace(SHIPPED_BEFORE, loss="log_mse_per_patch",
+                                                             patch_mse_floor=(2 / 255) ** 2),
+    "log(MSE) per patch, floor 4 levels": dataclasses.replace(SHIPPED_BEFORE, loss="log_mse_per_patch",
+                                                             patch_mse_floor=(4 / 255) ** 2),
+    "batch 16, 2x the steps": dataclasses.replace(SHIPPED_BEFORE, batch_size=16),
+    "batch 8, 4x the steps": dataclasses.replace(SHIPPED_BEFORE, batch_size=8),
+    "batch 8, 4x the steps, log(MSE) per patch, floor 2 levels": dataclasses.replace(
+        SHIPPED_BEFORE, batch_size=8, loss="log_mse_per_patch", patch_mse_floor=(2 / 255) ** 2),
+    "batch 8, 4x the steps, log(MSE) per patch, floor 1 level": dataclasses.replace(
+        SHIPPED_BEFORE, batch_size=8, loss="log_mse_per_patch", patch_mse_floor=(1 / 255) ** 2),
     "shipped recipe": train.RECIPE,
 }
+
+
+def variant_steps(recipe: train.Recipe, steps: int) -> int:
+    """`steps` for a batch of 32 patches; a smaller batch gets proportionally more, so as many patches in all."""
+    return round(steps * PREVIOUS.batch_size / recipe.batch_size)
 
 
 @torch.inference_mode()
@@ -76,12 +101,14 @@ def study(names: list[str], steps: int, validate_every: int) -> list[str]:
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in names:
-        slug = name.replace(" ", "_").replace("%", "pct").replace(",", "").replace(".", "")
-        result = train.train(steps=steps, out=OUT / f"{slug}.pth", recipe=VARIANTS[name],
-                             validate_every=validate_every, progress=False)
+        slug = re.sub(r"[^a-z0-9]+", "_", name.replace("%", "pct").lower()).strip("_")  # a safe file name
+        recipe = VARIANTS[name]
+        scale = PREVIOUS.batch_size / recipe.batch_size  # more steps, validated as often per patch seen
+        result = train.train(steps=variant_steps(recipe, steps), out=OUT / f"{slug}.pth", recipe=recipe,
+                             validate_every=round(validate_every * scale), progress=False)
         model = load_model(OUT / f"{slug}.pth")
         sharp, soft = gains(model), gains(model, data.SOFT_SIGMA, ("2",))
-        (OUT / f"{slug}.json").write_text(json.dumps({"recipe": name, "steps": steps, "seconds": result.seconds,
+        (OUT / f"{slug}.json").write_text(json.dumps({"recipe": name, "steps": variant_steps(recipe, steps), "seconds": result.seconds,
                                                       "history": result.history, "gains": sharp, "soft_x2": soft["2"]}))
         rows.append(f"| {name} | {result.seconds:.0f} | {result.best_psnr - result.initial_psnr:+.3f} | "
                     + " | ".join(f"{v:+.2f}" for v in sharp.values()) + f" | {soft['2']:+.2f} |")
