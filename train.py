@@ -12,8 +12,8 @@ downsampling (srcnn.data.make_pair), upsampled by the model's own Resize, and cr
 from its borders, so the three convolutions, where the weights and the time are, train on one (batch, 3, patch,
 patch) tensor in channels_last. The network starts as the identity on its bicubic input (identity_init), so
 training begins at bicubic quality and learns the correction. The loss is log(MSE) per patch with a floor of
-one 8-bit level, so a patch that bicubic already gets right (a soft one) still counts: the model learns to leave soft
-pictures alone. Batches are small (8), for many steps. The checkpoint with the best mean Y-PSNR on the
+one 8-bit level, so a patch that bicubic already gets right (a soft one) still counts: the model learns to
+leave soft pictures alone. Batches are small (8), for many steps. The checkpoint with the best mean Y-PSNR on the
 validation photos is kept. Recipe lists every option; docs/training.md measures each.
 """
 
@@ -50,7 +50,7 @@ log = logging.getLogger("train")
 
 DEFAULT_OUT = Path("outputs") / "srcnn_dynamic.pth"  # a try never replaces the shipped weights unless asked to
 WEIGHTS_SUFFIXES = (".pth", ".pt")  # --out must end in one: `--out train.py` would replace a source file
-STEPS = 36_000  # the default run: about 45 minutes on a 2-core CPU (docs/training.md names it)
+STEPS = 36_000  # the default run: about 35 minutes on a 2-core CPU (docs/training.md names it)
 MAX_BATCH_SIZE = 4096  # 64x64 patches: about 2 GB of activations at this size; beyond it, memory runs out
 LEARNING_RATE = 3e-4  # Adam, cosine-decayed to LEARNING_RATE * FINAL_LR_FRACTION; 1e-3 was no better at 3,000 steps
 FINAL_LR_FRACTION = 0.01
@@ -297,6 +297,7 @@ def train(
     optimizer = make_optimizer(model, recipe, learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=learning_rate * FINAL_LR_FRACTION)
     half = autocast_dtype(where, precision)
+    loss_fn = loss_function(recipe)
     # channels_last: oneDNN's and cuDNN's fast layout for these convolutions (docs/training.md: 1.35x on the CPU)
     model.to(where, memory_format=torch.channels_last)
     refine = torch.compile(model.refine) if compile_model else model.refine  # one input shape: compiled once
@@ -313,7 +314,7 @@ def train(
     model.train()
     for step in bar:
         inputs, targets = (t.to(where, memory_format=torch.channels_last) for t in sampler.batch())
-        loss = train_step(refine, optimizer, inputs, targets, loss_function(recipe), half)
+        loss = train_step(refine, optimizer, inputs, targets, loss_fn, half)
         schedule.step()
         if step % validate_every == 0 or step == steps:
             psnr = evaluate_now()

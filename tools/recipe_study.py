@@ -3,9 +3,9 @@
     python tools/recipe_study.py --steps 1200                       # every variant (about 5 minutes each)
     python tools/recipe_study.py --steps 1200 --variant baseline --variant "mixed factors"
 
-Every variant trains on the same number of pixels per step (batch x patch^2), but for the smaller batches, which
-take proportionally more steps (--steps is for batch 32), so the same pixels are about the same wall time (the
-seconds column says). For each, the best checkpoint's mean Y-PSNR gain over bicubic on
+Every variant trains for --steps steps on the same number of pixels per step (batch x patch^2), except the
+smaller batches, which take proportionally more steps (STEP_SCALE) to see as many patches; the seconds column
+says how long each took. For each, the best checkpoint's mean Y-PSNR gain over bicubic on
 the validation photos at each factor of data.EVAL_FACTORS, and at x2 on the soft case (the same photos blurred by
 data.SOFT_SIGMA first), as a markdown table for docs/training.md. The runs' files go to outputs/study/.
 """
@@ -71,11 +71,9 @@ VARIANTS = {
         SHIPPED_BEFORE, batch_size=8, loss="log_mse_per_patch", patch_mse_floor=(1 / 255) ** 2),
     "shipped recipe": train.RECIPE,
 }
-
-
-def variant_steps(recipe: train.Recipe, steps: int) -> int:
-    """`steps` for a batch of 32 patches; a smaller batch gets proportionally more, so as many patches in all."""
-    return round(steps * PREVIOUS.batch_size / recipe.batch_size)
+# Batches of fewer 64-px patches (16 or 8) take 2 or 4 times --steps, so as to see as many patches
+STEP_SCALE = {name: PREVIOUS.batch_size // recipe.batch_size for name, recipe in VARIANTS.items()
+              if recipe.patch == PREVIOUS.patch}
 
 
 @torch.inference_mode()
@@ -102,13 +100,12 @@ def study(names: list[str], steps: int, validate_every: int) -> list[str]:
     rows = []
     for name in names:
         slug = re.sub(r"[^a-z0-9]+", "_", name.replace("%", "pct").lower()).strip("_")  # a safe file name
-        recipe = VARIANTS[name]
-        scale = PREVIOUS.batch_size / recipe.batch_size  # more steps, validated as often per patch seen
-        result = train.train(steps=variant_steps(recipe, steps), out=OUT / f"{slug}.pth", recipe=recipe,
-                             validate_every=round(validate_every * scale), progress=False)
+        scale = STEP_SCALE.get(name, 1)  # more steps, validated as often per patch seen
+        result = train.train(steps=steps * scale, out=OUT / f"{slug}.pth", recipe=VARIANTS[name],
+                             validate_every=validate_every * scale, progress=False)
         model = load_model(OUT / f"{slug}.pth")
         sharp, soft = gains(model), gains(model, data.SOFT_SIGMA, ("2",))
-        (OUT / f"{slug}.json").write_text(json.dumps({"recipe": name, "steps": variant_steps(recipe, steps), "seconds": result.seconds,
+        (OUT / f"{slug}.json").write_text(json.dumps({"recipe": name, "steps": steps * scale, "seconds": result.seconds,
                                                       "history": result.history, "gains": sharp, "soft_x2": soft["2"]}))
         rows.append(f"| {name} | {result.seconds:.0f} | {result.best_psnr - result.initial_psnr:+.3f} | "
                     + " | ".join(f"{v:+.2f}" for v in sharp.values()) + f" | {soft['2']:+.2f} |")
