@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere: the project's modules
 
 import srcnn.startup  # noqa: F401, E402, I001 - first: a signal while the libraries load exits quietly
+import evaluate  # noqa: E402
 import srcnn_dynamic as sd  # noqa: E402
 import train  # noqa: E402
 from srcnn import data  # noqa: E402
@@ -88,8 +89,8 @@ def gains(model: sd.SuperResolutionNet, sigma: float | None = None, factors: tup
         values = []
         for photo in photos:
             lr, hr = data.make_pair(photo, factor)
-            bicubic = sd.bicubic_resize(lr, factor.tensor())
-            values.append(data.psnr_y(hr, model(lr, factor.tensor()), factor) - data.psnr_y(hr, bicubic, factor))
+            baseline = evaluate.bicubic(lr, factor)  # the same baseline as evaluate.py's table
+            values.append(data.psnr_y(hr, model(lr, factor.tensor()), factor) - data.psnr_y(hr, baseline, factor))
         result[factor.tag] = float(np.mean(values))
     return result
 
