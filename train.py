@@ -12,7 +12,7 @@ downsampling (srcnn.data.make_pair), upsampled by the model's own Resize, and cr
 from its borders, so the three convolutions, where the weights and the time are, train on one (batch, 3, patch,
 patch) tensor in channels_last. The network starts as the identity on its bicubic input (identity_init), so
 training begins at bicubic quality and learns the correction. The loss is log(MSE) per patch with a floor of
-one 8-bit level, so a patch that bicubic already gets right (a soft one) still counts: the model learns to
+half an 8-bit level, so a patch that bicubic already gets right (a soft one) still counts: the model learns to
 leave soft pictures alone. Batches are small (8), for many steps. The checkpoint with the best mean Y-PSNR on the
 validation photos is kept. Recipe lists every option; docs/training.md measures each.
 """
@@ -50,7 +50,7 @@ log = logging.getLogger("train")
 
 DEFAULT_OUT = Path("outputs") / "srcnn_dynamic.pth"  # a try never replaces the shipped weights unless asked to
 WEIGHTS_SUFFIXES = (".pth", ".pt")  # --out must end in one: `--out train.py` would replace a source file
-STEPS = 36_000  # the default run: about 35 minutes on a 2-core CPU (docs/training.md names it)
+STEPS = 36_000  # the default run: 35 to 40 minutes on a 2-core CPU (docs/training.md names it)
 MAX_BATCH_SIZE = 4096  # 64x64 patches: about 2 GB of activations at this size; beyond it, memory runs out
 LEARNING_RATE = 3e-4  # Adam, cosine-decayed to LEARNING_RATE * FINAL_LR_FRACTION; 1e-3 was no better at 3,000 steps
 FINAL_LR_FRACTION = 0.01
@@ -62,7 +62,7 @@ RESCALE_LEVELS = 6  # photos are kept at 6 sizes from min_rescale to 1 (the rand
 SOFT_SIGMAS = (0.5, 2.5)  # Gaussian blur (high-resolution pixels) of the soft patches: a slightly to a very soft photo
 VALIDATE_EVERY = 2_000  # steps between validations (each takes a few seconds)
 PASS_THROUGH_OFFSET = 1.0  # identity_init: bias that keeps slightly negative bicubic overshoot above ReLU's 0
-PATCH_MSE_FLOOR = (1 / 255) ** 2  # log_mse_per_patch: one 8-bit level, squared (docs/training.md: the floor study)
+PATCH_MSE_FLOOR = (0.5 / 255) ** 2  # log_mse_per_patch: half an 8-bit level, squared (docs/training.md: the floor study)
 CHARBONNIER_EPS = 1e-3  # a smooth L1: sqrt(d^2 + eps^2), differentiable at 0; eps well below one 8-bit level
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs that compute bfloat16 in hardware
 

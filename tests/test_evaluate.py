@@ -14,13 +14,15 @@ from srcnn import data, runtime, tiling, weights
 SWEEP = [f"{2 + q / 4:g}" for q in range(9)] + ["2.1", "3.3"]  # [2, 4] in quarter steps, and two off the grid
 
 # Mean Y-PSNR gains over bicubic on the validation photos that the shipped weights must keep (dB): the measured
-# gains (python evaluate.py: x2 +0.62, x3 +0.65, x4 +0.29) less 0.05 dB, so retrained or edited weights that lose
+# gains (python evaluate.py: x2 +0.56, x3 +0.60, x4 +0.28) less 0.05 dB, so retrained or edited weights that lose
 # quality fail here. They are below the targets of docs/training.md (+1.0 / +1.1 / +0.8), which these weights do
 # not reach: docs/training.md says where the gains stopped.
-GAIN_FLOORS = {"2": 0.57, "3": 0.59, "4": 0.24}
-# The soft case at x2: the worst image's measured gain (-2.17 dB, astronaut) less 0.05 dB. The target is a loss
-# under 1 dB, which these weights miss (the mean is -1.21 dB); this floor keeps them from getting worse.
-SOFT_FLOOR = -2.22
+GAIN_FLOORS = {"2": 0.51, "3": 0.55, "4": 0.23}
+# The soft case at x2. The target is a loss under 1 dB: the mean's floor is the measured -0.90 dB less 0.05 dB,
+# inside the target. The worst image's floor is its measured gain (-1.63 dB, astronaut) less 0.05 dB, so that
+# no single soft photo gets worse either.
+SOFT_MEAN_FLOOR = -0.95
+SOFT_FLOOR = -1.68
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def test_never_worse_than_bicubic_from_x2_to_x4(trained) -> None:
 
 def test_soft_photos_lose_little(trained) -> None:
     """The soft case (photos blurred before degradation), where bicubic is already near the truth: the model may
-    sharpen a little, but no image may lose more than SOFT_FLOOR at x2."""
+    sharpen a little, but on average it may lose no more than SOFT_MEAN_FLOOR at x2, nor any image SOFT_FLOOR."""
     factor, gains = sd.Factor.parse("2"), {}
     for name, image in evaluate.soft_images():
         lr, hr = data.make_pair(image, factor)
@@ -58,6 +60,9 @@ def test_soft_photos_lose_little(trained) -> None:
             sr = trained(lr, factor.tensor())
         gains[name] = data.psnr_y(hr, sr, factor) - data.psnr_y(hr, evaluate.bicubic(lr, factor), factor)
     summary = ", ".join(f"{k}: {v:+.2f} dB" for k, v in gains.items())
+    mean = float(np.mean(list(gains.values())))
+    assert mean >= SOFT_MEAN_FLOOR, (
+        f"soft photos lost {-mean:.2f} dB at x2 on average, more than {-SOFT_MEAN_FLOOR:.2f}: {summary}")
     assert min(gains.values()) >= SOFT_FLOOR, f"a soft photo lost more than {-SOFT_FLOOR:.2f} dB at x2: {summary}"
 
 
