@@ -354,12 +354,6 @@ def write_history(path: Path, args: argparse.Namespace, recipe: Recipe, result: 
         tmp.write_text(json.dumps(record, indent=1) + "\n")
 
 
-def check_suffix(path: Path, option: str, suffixes: tuple[str, ...]) -> None:
-    """Refuse an output file whose name does not end in one of `suffixes`: a typo must not replace a source file."""
-    if path.suffix.lower() not in suffixes:
-        raise sd.SrcnnError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line, every number and path checked (argparse's one-line errors, exit 2) before any work."""
     parser = sd.OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -397,11 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
 
     def work() -> int:
-        check_output_file(args.out, "--out")  # fail now, not after an hour of training
-        check_suffix(args.out, "--out", WEIGHTS_SUFFIXES)
+        check_output_file(args.out, "--out", suffixes=WEIGHTS_SUFFIXES)  # fail now, not after an hour of training
         if args.history:
-            check_output_file(args.history, "--history", [args.out])
-            check_suffix(args.history, "--history", (".json",))
+            check_output_file(args.history, "--history", [args.out], suffixes=(".json",))
         recipe = dataclasses.replace(RECIPE, batch_size=args.batch_size)
         log.info("training on %d photos, validating on %s; torch threads: %d", len(recipe.photos),
                  ", ".join(data.VALIDATION_PHOTOS), torch.get_num_threads())

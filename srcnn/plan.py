@@ -90,8 +90,12 @@ def check_outputs(jobs: dict[Path, list[Job]], extra_outputs: Iterable[Path], in
         written.add(target)
 
 
-def check_output_file(path: Path, option: str, inputs: Iterable[Path] = ()) -> None:
-    """Refuse, before any work, an output file (`option` names it) that cannot be written or would replace an input."""
+def check_output_file(path: Path, option: str, inputs: Iterable[Path] = (), suffixes: tuple[str, ...] = ()) -> None:
+    """Refuse, before any work, an output file (`option` names it) that cannot be written or would replace an input.
+
+    With `suffixes`, its name must also end in one of them: a typo such as `--out train.py` must not replace a
+    source file.
+    """
     if path.is_dir():
         raise sd.SrcnnError(f"{option} {path} is a folder; give a file name")
     if path.exists() and not path.is_file():
@@ -102,3 +106,5 @@ def check_output_file(path: Path, option: str, inputs: Iterable[Path] = ()) -> N
         sd.check_output_dir(path.parent)
     except sd.SrcnnError as exc:
         raise sd.SrcnnError(f"{option} {path}: {exc}") from None
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise sd.SrcnnError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")
