@@ -107,6 +107,9 @@ class Recipe:
     mix_factors: bool = False  # a factor per patch; False: one per batch
     min_rescale: float = 1.0  # each patch comes from its photo rescaled by a random factor in [min_rescale, 1]
     soft_fraction: float = 0.25  # share of patches blurred before degradation (their target is the blurred patch)
+    # soft patches only in batches of this factor or less: shrunk further, a blurred photo looks like a sharp one
+    # (the downsampling's own blur is wider), so its blurred target only teaches the model to sharpen less
+    soft_max_factor: float = 4.0
     full_context: bool = False  # the input crop is `patch` plus the model's halo on each side, so every output
     # pixel in the loss sees real pixels only; False: a `patch` crop, whose outer 6 pixels see conv zero padding
     photos: tuple[str, ...] = field(default=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS)
@@ -186,9 +189,9 @@ class PatchSampler:
         patch = torch.rot90(patch, k=int(self.rng.integers(4)), dims=(1, 2))
         return patch.flip(2) if self.rng.random() < 0.5 else patch
 
-    def soften(self, patch: torch.Tensor) -> torch.Tensor:
+    def soften(self, patch: torch.Tensor, factor: float) -> torch.Tensor:
         """A soft_fraction of patches come out blurred, as an out-of-focus or already-upscaled photo is."""
-        if self.rng.random() >= self.recipe.soft_fraction:
+        if factor > self.recipe.soft_max_factor or self.rng.random() >= self.recipe.soft_fraction:
             return patch
         return data.gaussian_blur(patch[None], float(self.rng.uniform(*SOFT_SIGMAS)))[0]
 
@@ -199,7 +202,7 @@ class PatchSampler:
         for scale in dict.fromkeys(factors):  # one degradation and one Resize per distinct factor
             factor, count = sd.Factor(scale, scale), factors.count(scale)
             side = round(lr_length(scale, size) * scale)
-            hr = torch.stack([self.soften(self.patch(side)) for _ in range(count)])
+            hr = torch.stack([self.soften(self.patch(side), scale) for _ in range(count)])
             lr, hr = data.make_pair(hr, factor)
             assert hr.shape[2] == side, f"x{scale}: {side}-pixel patches must not be cropped ({tuple(hr.shape)})"
             upsampled = sd.bicubic_resize(lr, factor.tensor())  # the model's first stage: no weights to train

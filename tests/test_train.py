@@ -92,6 +92,20 @@ def test_full_context_adds_the_halo_around_the_same_patches() -> None:
     assert torch.equal(targets, plain_targets)
 
 
+@pytest.mark.parametrize("factor", [2.0, 2.5, 2.75, 4.0])
+def test_soft_patches_only_up_to_their_largest_factor(factor) -> None:
+    """Every patch is softened (soft_fraction 1) in batches up to soft_max_factor, none beyond it."""
+    recipe = train.Recipe(patch=24, batch_size=2, soft_fraction=1.0, soft_max_factor=2.5, photos=("coins",))
+    sampler = train.PatchSampler([data.load_photo_tensor("coins")], recipe, seed=1)
+    patch = sampler.patch(40)
+    softened = sampler.soften(patch, factor)
+    change = float((softened - patch).abs().max())
+    if factor <= recipe.soft_max_factor:
+        assert change > 0.01, f"x{factor}: a soft patch must be blurred (largest change {change:.4f})"
+    else:
+        assert softened is patch, f"x{factor}: beyond x{recipe.soft_max_factor} no patch is blurred"
+
+
 def test_gaussian_blur_keeps_flat_images_and_the_mean() -> None:
     flat = torch.full((1, 3, 20, 20), 0.25)
     assert torch.allclose(data.gaussian_blur(flat, 1.5), flat, atol=1e-6)

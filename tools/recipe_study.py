@@ -70,7 +70,8 @@ VARIANTS = {
         SHIPPED_BEFORE, batch_size=8, loss="log_mse_per_patch", patch_mse_floor=(2 / 255) ** 2),
     "batch 8, 4x the steps, log(MSE) per patch, floor 1 level": dataclasses.replace(
         SHIPPED_BEFORE, batch_size=8, loss="log_mse_per_patch", patch_mse_floor=(1 / 255) ** 2),
-    "shipped recipe": train.RECIPE,
+    "shipped recipe": train.RECIPE,  # batch 8, 4x the steps, log(MSE) per patch, floor half a level
+    "soft patches up to x2.5 only": dataclasses.replace(train.RECIPE, soft_max_factor=2.5),
 }
 # Batches of fewer 64-px patches (16 or 8) take 2 or 4 times --steps, so as to see as many patches
 STEP_SCALE = {name: PREVIOUS.batch_size // recipe.batch_size for name, recipe in VARIANTS.items()
