@@ -50,7 +50,7 @@ log = logging.getLogger("train")
 
 DEFAULT_OUT = Path("outputs") / "srcnn_dynamic.pth"  # a try never replaces the shipped weights unless asked to
 WEIGHTS_SUFFIXES = (".pth", ".pt")  # --out must end in one: `--out train.py` would replace a source file
-STEPS = 36_000  # the default run: 35 to 40 minutes on a 2-core CPU (docs/training.md names it)
+STEPS = 54_000  # the default run: about 45 minutes on a 2-core CPU (docs/training.md names it)
 MAX_BATCH_SIZE = 4096  # 64x64 patches: about 2 GB of activations at this size; beyond it, memory runs out
 LEARNING_RATE = 3e-4  # Adam, cosine-decayed to LEARNING_RATE * FINAL_LR_FRACTION; 1e-3 was no better at 3,000 steps
 FINAL_LR_FRACTION = 0.01
