@@ -1,6 +1,6 @@
 """Train one SuperResolutionNet for every upscale factor from 2 to 4, on photos that ship inside Python packages.
 
-    python train.py                                  # writes outputs/srcnn_dynamic.pth, as the shipped weights were made
+    python train.py                                  # outputs/srcnn_dynamic.pth, as the shipped weights were made
     python train.py --out weights/srcnn_dynamic.pth  # replaces the shipped weights (only when asked)
     python train.py --steps 2000 --out /tmp/quick.pth
     python train.py --device cuda --steps 400000     # on a GPU (bfloat16 where the card has it)
@@ -50,7 +50,7 @@ log = logging.getLogger("train")
 
 DEFAULT_OUT = Path("outputs") / "srcnn_dynamic.pth"  # a try never replaces the shipped weights unless asked to
 WEIGHTS_SUFFIXES = (".pth", ".pt")  # --out must end in one: `--out train.py` would replace a source file
-STEPS = 54_000  # the default run: about 45 minutes on a 2-core CPU (docs/training.md names it)
+STEPS = 54_000  # the default run: 45 to 55 minutes on a 2-core CPU (docs/training.md names it)
 MAX_BATCH_SIZE = 4096  # 64x64 patches: about 2 GB of activations at this size; beyond it, memory runs out
 LEARNING_RATE = 3e-4  # Adam, cosine-decayed to LEARNING_RATE * FINAL_LR_FRACTION; 1e-3 was no better at 3,000 steps
 FINAL_LR_FRACTION = 0.01
@@ -109,7 +109,7 @@ class Recipe:
     soft_fraction: float = 0.25  # share of patches blurred before degradation (their target is the blurred patch)
     # soft patches only in batches of this factor or less: shrunk further, a blurred photo looks like a sharp one
     # (the downsampling's own blur is wider), so its blurred target only teaches the model to sharpen less
-    soft_max_factor: float = 4.0
+    soft_max_factor: float = FACTOR_CHOICES[-1]  # the largest: soft patches at every factor
     full_context: bool = False  # the input crop is `patch` plus the model's halo on each side, so every output
     # pixel in the loss sees real pixels only; False: a `patch` crop, whose outer 6 pixels see conv zero padding
     photos: tuple[str, ...] = field(default=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS)
@@ -189,9 +189,10 @@ class PatchSampler:
         patch = torch.rot90(patch, k=int(self.rng.integers(4)), dims=(1, 2))
         return patch.flip(2) if self.rng.random() < 0.5 else patch
 
-    def soften(self, patch: torch.Tensor, factor: float) -> torch.Tensor:
-        """A soft_fraction of patches come out blurred, as an out-of-focus or already-upscaled photo is."""
-        if factor > self.recipe.soft_max_factor or self.rng.random() >= self.recipe.soft_fraction:
+    def soften(self, patch: torch.Tensor, scale: float) -> torch.Tensor:
+        """A soft_fraction of the patches of a batch of factor `scale` up to soft_max_factor come out blurred, as
+        an out-of-focus or already-upscaled photo is; beyond it none (and no random number is drawn)."""
+        if scale > self.recipe.soft_max_factor or self.rng.random() >= self.recipe.soft_fraction:
             return patch
         return data.gaussian_blur(patch[None], float(self.rng.uniform(*SOFT_SIGMAS)))[0]
 
@@ -298,10 +299,11 @@ def train(
     sampler = PatchSampler([data.load_photo_tensor(n) for n in recipe.photos], recipe, seed, context)
     val_set = [data.load_photo_tensor(n) for n in validation_photos]
     optimizer = make_optimizer(model, recipe, learning_rate)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=learning_rate * FINAL_LR_FRACTION)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps,
+                                                          eta_min=learning_rate * FINAL_LR_FRACTION)
     half = autocast_dtype(where, precision)
     loss_fn = loss_function(recipe)
-    # channels_last: oneDNN's and cuDNN's fast layout for these convolutions (docs/training.md: 1.35x on the CPU)
+    # channels_last: oneDNN's and cuDNN's fast layout for these convolutions (docs/training.md: 1.7x on the CPU)
     model.to(where, memory_format=torch.channels_last)
     refine = torch.compile(model.refine) if compile_model else model.refine  # one input shape: compiled once
 

@@ -92,18 +92,30 @@ def test_full_context_adds_the_halo_around_the_same_patches() -> None:
     assert torch.equal(targets, plain_targets)
 
 
-@pytest.mark.parametrize("factor", [2.0, 2.5, 2.75, 4.0])
-def test_soft_patches_only_up_to_their_largest_factor(factor) -> None:
-    """Every patch is softened (soft_fraction 1) in batches up to soft_max_factor, none beyond it."""
+@pytest.mark.parametrize("scale", [2.0, 2.5, 2.75, 4.0])
+def test_soft_patches_only_up_to_their_largest_factor(scale: float) -> None:
+    """Every patch is softened (soft_fraction 1) at factors up to soft_max_factor, none beyond it."""
     recipe = train.Recipe(patch=24, batch_size=2, soft_fraction=1.0, soft_max_factor=2.5, photos=("coins",))
     sampler = train.PatchSampler([data.load_photo_tensor("coins")], recipe, seed=1)
     patch = sampler.patch(40)
-    softened = sampler.soften(patch, factor)
+    softened = sampler.soften(patch, scale)
     change = float((softened - patch).abs().max())
-    if factor <= recipe.soft_max_factor:
-        assert change > 0.01, f"x{factor}: a soft patch must be blurred (largest change {change:.4f})"
+    if scale <= recipe.soft_max_factor:  # a blur of 0.5 pixels or more moves an edge of coins by several levels
+        assert change > 0.01, f"x{scale}: a soft patch must be blurred (largest change {change:.4f})"
     else:
-        assert softened is patch, f"x{factor}: beyond x{recipe.soft_max_factor} no patch is blurred"
+        assert softened is patch, f"x{scale}: beyond x{recipe.soft_max_factor} no patch is blurred"
+
+
+def test_soft_max_factor_at_the_largest_factor_leaves_batches_as_they_were() -> None:
+    """The default (soft patches at every factor) draws the same random numbers as a limit that is never reached,
+    so the option did not change the shipped recipe's batches."""
+    recipe = train.Recipe(patch=24, batch_size=4, soft_fraction=0.5, photos=("coins",))
+    photos = [data.load_photo_tensor("coins")]
+    unlimited = dataclasses.replace(recipe, soft_max_factor=math.inf)
+    for seed in range(8):  # one factor per batch: some of the eight draw factors above x2.5
+        default_inputs, default_targets = train.PatchSampler(photos, recipe, seed=seed).batch()
+        inputs, targets = train.PatchSampler(photos, unlimited, seed=seed).batch()
+        assert torch.equal(default_inputs, inputs) and torch.equal(default_targets, targets), f"seed {seed}"
 
 
 def test_gaussian_blur_keeps_flat_images_and_the_mean() -> None:
