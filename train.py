@@ -110,6 +110,10 @@ class Recipe:
     # soft patches only in batches of this factor or less: shrunk further, a blurred photo looks like a sharp one
     # (the downsampling's own blur is wider), so its blurred target only teaches the model to sharpen less
     soft_max_factor: float = FACTOR_CHOICES[-1]  # the largest: soft patches at every factor
+    # the soft patches' blur is drawn uniformly from this range: the wider the blur, the more a soft x2 patch looks
+    # like a sharp x3 or x4 one (the downsampling's own blur grows with the factor), which the model must sharpen
+    soft_sigmas: tuple[float, float] = SOFT_SIGMAS
+    min_patch_std: float = MIN_PATCH_STD  # a patch flatter than this is redrawn: the higher, the more texture
     full_context: bool = False  # the input crop is `patch` plus the model's halo on each side, so every output
     # pixel in the loss sees real pixels only; False: a `patch` crop, whose outer 6 pixels see conv zero padding
     photos: tuple[str, ...] = field(default=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS)
@@ -184,7 +188,7 @@ class PatchSampler:
             top = self.rng.integers(0, image.shape[2] - side + 1)
             left = self.rng.integers(0, image.shape[3] - side + 1)
             patch = image[0, :, top : top + side, left : left + side]
-            if float(patch.std()) >= MIN_PATCH_STD:
+            if float(patch.std()) >= self.recipe.min_patch_std:
                 break
         patch = torch.rot90(patch, k=int(self.rng.integers(4)), dims=(1, 2))
         return patch.flip(2) if self.rng.random() < 0.5 else patch
@@ -194,7 +198,7 @@ class PatchSampler:
         an out-of-focus or already-upscaled photo is; beyond it none (and no random number is drawn)."""
         if scale > self.recipe.soft_max_factor or self.rng.random() >= self.recipe.soft_fraction:
             return patch
-        return data.gaussian_blur(patch[None], float(self.rng.uniform(*SOFT_SIGMAS)))[0]
+        return data.gaussian_blur(patch[None], float(self.rng.uniform(*self.recipe.soft_sigmas)))[0]
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(upsampled input, target): (batch_size, 3, patch + 2 * context, same) and (batch_size, 3, patch, patch)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,9 @@ import torch
 import srcnn_dynamic as sd
 import train
 from srcnn import data, weights
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import soft_conflict  # noqa: E402
 
 
 def test_identity_init_outputs_the_bicubic_input() -> None:
@@ -116,6 +121,40 @@ def test_soft_max_factor_at_the_largest_factor_leaves_batches_as_they_were() -> 
         default_inputs, default_targets = train.PatchSampler(photos, recipe, seed=seed).batch()
         inputs, targets = train.PatchSampler(photos, unlimited, seed=seed).batch()
         assert torch.equal(default_inputs, inputs) and torch.equal(default_targets, targets), f"seed {seed}"
+
+
+def test_soft_blur_is_drawn_from_the_recipes_range(monkeypatch) -> None:
+    """Every soft patch's blur lies in Recipe.soft_sigmas."""
+    sigmas: list[float] = []
+    blur = data.gaussian_blur
+    monkeypatch.setattr(data, "gaussian_blur", lambda image, sigma: sigmas.append(sigma) or blur(image, sigma))
+    recipe = train.Recipe(patch=24, batch_size=2, soft_fraction=1.0, soft_sigmas=(0.7, 0.9), photos=("coins",))
+    sampler = train.PatchSampler([data.load_photo_tensor("coins")], recipe, seed=3)
+    for _ in range(20):
+        sampler.soften(sampler.patch(40), 2.0)
+    assert len(sigmas) == 20 and all(0.7 <= s <= 0.9 for s in sigmas), f"blurs drawn: {sorted(sigmas)}"
+
+
+@pytest.mark.parametrize("min_std", [0.0, 0.1])
+def test_patches_flatter_than_the_recipes_floor_are_redrawn(min_std: float) -> None:
+    """With a floor on a patch's standard deviation, (nearly) every patch clears it; coins' background does not."""
+    recipe = train.Recipe(patch=24, batch_size=2, min_patch_std=min_std, photos=("coins",))
+    sampler = train.PatchSampler([data.load_photo_tensor("coins")], recipe, seed=5)
+    stds = np.array([float(sampler.patch(24).std()) for _ in range(200)])
+    share = float((stds >= 0.1).mean())
+    if min_std:  # a patch is kept after MAX_DRAWS flat draws in a row, which is rare here
+        assert share >= 0.95, f"{share:.0%} of the patches have a standard deviation of 0.1 or more"
+    else:
+        assert share < 0.95, f"{share:.0%}: without the floor, coins' flat background must show up"
+
+
+def test_a_soft_x2_input_looks_like_a_sharp_x3_one() -> None:
+    """The wall docs/training.md measures: blurred by the soft case's sigma, a photo's x2 input is closer to its
+    sharp x3 input than to its sharp x2 one, and far closer than the two targets are to each other, so one set of
+    filters cannot both sharpen the sharp x3 photo and leave the soft x2 one alone."""
+    photo = data.load_photo_tensor("camera")
+    inputs, target = soft_conflict.agreement([photo], data.SOFT_SIGMA)
+    assert inputs["3"] > inputs["2"] and inputs["3"] > target + 5, f"inputs {inputs}, targets {target:.1f} dB apart"
 
 
 def test_gaussian_blur_keeps_flat_images_and_the_mean() -> None:

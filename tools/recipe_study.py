@@ -72,8 +72,11 @@ VARIANTS = {
         SHIPPED_BEFORE, batch_size=8, loss="log_mse_per_patch", patch_mse_floor=(1 / 255) ** 2),
     "shipped recipe": train.RECIPE,  # batch 8, 4x the steps, log(MSE) per patch, floor half a level
     "soft patches up to x2.5 only": dataclasses.replace(train.RECIPE, soft_max_factor=2.5),
+    "soft blur 0.5-1.25 px": dataclasses.replace(train.RECIPE, soft_sigmas=(0.5, 1.25)),
+    "textured patches (std 0.06)": dataclasses.replace(train.RECIPE, min_patch_std=0.06),
+    "batch 4, 8x the steps": dataclasses.replace(train.RECIPE, batch_size=4),
 }
-# Batches of fewer 64-px patches (16 or 8) take 2 or 4 times --steps, so as to see as many patches
+# Batches of fewer 64-px patches (16, 8 or 4) take 2, 4 or 8 times --steps, so as to see as many patches
 STEP_SCALE = {name: PREVIOUS.batch_size // recipe.batch_size for name, recipe in VARIANTS.items()
               if recipe.patch == PREVIOUS.patch}
 
