@@ -104,6 +104,7 @@ class Recipe:
     last_layer_lr_scale: float = 1.0  # conv3's learning rate relative to the others' (the SRCNN paper: 0.1)
     patch: int = 64  # side of the high-resolution crop trained on
     batch_size: int = 8  # small: more, noisier steps on the same pixels learn more (docs/training.md)
+    factors: tuple[float, ...] = FACTOR_CHOICES  # drawn uniformly; validation uses the EVAL_FACTORS in their range
     mix_factors: bool = False  # a factor per patch; False: one per batch
     min_rescale: float = 1.0  # each patch comes from its photo rescaled by a random factor in [min_rescale, 1]
     soft_fraction: float = 0.25  # share of patches blurred before degradation (their target is the blurred patch)
@@ -167,7 +168,7 @@ class PatchSampler:
         self.recipe, self.context = recipe, context
         self.rng = np.random.default_rng(seed)
         scales = np.linspace(recipe.min_rescale, 1.0, RESCALE_LEVELS) if recipe.min_rescale < 1 else [1.0]
-        largest = max(round(lr_length(f, recipe.patch) * f) for f in FACTOR_CHOICES)  # the largest patch side
+        largest = max(round(lr_length(f, recipe.patch) * f) for f in recipe.factors)  # the largest patch side
         rescaled = (F.interpolate(p, scale_factor=s, mode="bicubic", antialias=True).clamp(0, 1) if s < 1 else p
                     for p in photos for s in scales)
         # (1, 3, H, W) in [0, 1]: every photo at every scale that still holds the largest patch
@@ -176,10 +177,10 @@ class PatchSampler:
         self.weights = areas / areas.sum()  # area-weighted: every pixel is as likely as any other
 
     def factors(self, count: int) -> list[float]:
-        """A factor per patch (or one for the whole batch), drawn from FACTOR_CHOICES."""
+        """A factor per patch (or one for the whole batch), drawn from the recipe's factors."""
         if self.recipe.mix_factors:
-            return [float(f) for f in self.rng.choice(FACTOR_CHOICES, size=count)]
-        return [float(self.rng.choice(FACTOR_CHOICES))] * count
+            return [float(f) for f in self.rng.choice(self.recipe.factors, size=count)]
+        return [float(self.rng.choice(self.recipe.factors))] * count
 
     def patch(self, side: int) -> torch.Tensor:
         """A (3, side, side) patch, randomly rotated and flipped; flat draws are redrawn up to MAX_DRAWS times."""
@@ -217,14 +218,21 @@ class PatchSampler:
 
 
 @torch.inference_mode()
-def validate(model: sd.SuperResolutionNet, photos: list[torch.Tensor]) -> float:
-    """Mean Y-PSNR (dB) of the model, in float32 on the CPU, over the validation photos at data.EVAL_FACTORS."""
+def validate(model: sd.SuperResolutionNet, photos: list[torch.Tensor],
+             factors: tuple[str, ...] = data.EVAL_FACTORS) -> float:
+    """Mean Y-PSNR (dB) of the model, in float32 on the CPU, over the validation photos at `factors`."""
     values = []
     for photo in photos:
-        for factor in map(sd.Factor.parse, data.EVAL_FACTORS):
+        for factor in map(sd.Factor.parse, factors):
             lr, hr = data.make_pair(photo, factor)
             values.append(data.psnr_y(hr, model(lr, factor.tensor()), factor))
     return float(np.mean(values))
+
+
+def validation_factors(recipe: Recipe) -> tuple[str, ...]:
+    """The evaluation factors within the range the recipe trains on (all of them for the shipped recipe)."""
+    trained = tuple(f for f in data.EVAL_FACTORS if min(recipe.factors) <= float(f) <= max(recipe.factors))
+    return trained or data.EVAL_FACTORS  # a recipe between two evaluation factors: judged on all of them
 
 
 def cpu_computes_bfloat16() -> bool:
@@ -302,6 +310,7 @@ def train(
     context = model_halo(model) if recipe.full_context else 0
     sampler = PatchSampler([data.load_photo_tensor(n) for n in recipe.photos], recipe, seed, context)
     val_set = [data.load_photo_tensor(n) for n in validation_photos]
+    val_factors = validation_factors(recipe)
     optimizer = make_optimizer(model, recipe, learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps,
                                                           eta_min=learning_rate * FINAL_LR_FRACTION)
@@ -312,7 +321,8 @@ def train(
     refine = torch.compile(model.refine) if compile_model else model.refine  # one input shape: compiled once
 
     def evaluate_now() -> float:  # float32 on the CPU, whatever trains: figures comparable across machines
-        return validate(copy.deepcopy(model).float().to("cpu", memory_format=torch.contiguous_format).eval(), val_set)
+        return validate(copy.deepcopy(model).float().to("cpu", memory_format=torch.contiguous_format).eval(), val_set,
+                        val_factors)
 
     best_psnr = initial_psnr = evaluate_now()  # the identity: bicubic's PSNR
     best_step, start, history = 0, time.perf_counter(), [(0, initial_psnr)]

@@ -157,6 +157,20 @@ def test_a_soft_x2_input_looks_like_a_sharp_x3_one() -> None:
     assert inputs["3"] > inputs["2"] and inputs["3"] > target + 5, f"inputs {inputs}, targets {target:.1f} dB apart"
 
 
+@pytest.mark.parametrize("mix_factors", [False, True])
+def test_batches_draw_only_the_recipes_factors(mix_factors: bool) -> None:
+    recipe = train.Recipe(patch=24, batch_size=4, factors=(3.0, 4.0), mix_factors=mix_factors, photos=("coins",))
+    sampler = train.PatchSampler([data.load_photo_tensor("coins")], recipe, seed=2)
+    drawn = {f for _ in range(20) for f in sampler.factors(recipe.batch_size)}
+    assert drawn == {3.0, 4.0}, f"factors drawn: {sorted(drawn)}"
+
+
+@pytest.mark.parametrize(("factors", "expected"), [(train.FACTOR_CHOICES, data.EVAL_FACTORS), ((4.0,), ("4",)),
+                                                   ((2.0, 3.0), ("2", "2.5", "3")), ((2.25,), data.EVAL_FACTORS)])
+def test_validation_uses_the_evaluation_factors_trained_on(factors, expected) -> None:
+    assert train.validation_factors(train.Recipe(factors=factors)) == expected
+
+
 def test_gaussian_blur_keeps_flat_images_and_the_mean() -> None:
     flat = torch.full((1, 3, 20, 20), 0.25)
     assert torch.allclose(data.gaussian_blur(flat, 1.5), flat, atol=1e-6)

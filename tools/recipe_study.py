@@ -75,6 +75,9 @@ VARIANTS = {
     "soft blur 0.5-1.25 px": dataclasses.replace(train.RECIPE, soft_sigmas=(0.5, 1.25)),
     "textured patches (std 0.06)": dataclasses.replace(train.RECIPE, min_patch_std=0.06),
     "batch 4, 8x the steps": dataclasses.replace(train.RECIPE, batch_size=4),
+    "x4 only": dataclasses.replace(train.RECIPE, factors=(4.0,)),  # what one model shared by all factors costs x4
+    "x3 only": dataclasses.replace(train.RECIPE, factors=(3.0,)),
+    "no soft patches": dataclasses.replace(train.RECIPE, soft_fraction=0.0),  # what the soft case costs
 }
 # Batches of fewer 64-px patches (16, 8 or 4) take 2, 4 or 8 times --steps, so as to see as many patches
 STEP_SCALE = {name: PREVIOUS.batch_size // recipe.batch_size for name, recipe in VARIANTS.items()
