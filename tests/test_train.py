@@ -17,6 +17,7 @@ import train
 from srcnn import data, weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import recipe_study  # noqa: E402
 import soft_conflict  # noqa: E402
 
 
@@ -151,7 +152,7 @@ def test_patches_flatter_than_the_recipes_floor_are_redrawn(min_std: float) -> N
 def test_a_soft_x2_input_looks_like_a_sharp_x3_one() -> None:
     """The wall docs/training.md measures: blurred by the soft case's sigma, a photo's x2 input is closer to its
     sharp x3 input than to its sharp x2 one, and far closer than the two targets are to each other, so one set of
-    filters cannot both sharpen the sharp x3 photo and leave the soft x2 one alone."""
+    filters must settle between sharpening the sharp x3 photo and leaving the soft x2 one alone."""
     photo = data.load_photo_tensor("camera")
     inputs, target = soft_conflict.agreement([photo], data.SOFT_SIGMA)
     assert inputs["3"] > inputs["2"] and inputs["3"] > target + 5, f"inputs {inputs}, targets {target:.1f} dB apart"
@@ -274,3 +275,11 @@ def test_history_records_the_run(tmp_path, monkeypatch) -> None:
     assert [s for s, _ in record["history"]] == [0, 2, 4] and record["steps"] == 4, f"{record}"
     assert record["recipe"]["batch_size"] == 2 and record["recipe"]["photos"] == ["coins"], f"{record['recipe']}"
     assert record["device"] and record["precision"] in ("float32", "bfloat16") and record["minutes"] >= 0
+
+
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["--validate-every", "-1"], ["--variant", "no such recipe"]])
+def test_recipe_study_refuses_bad_arguments_before_any_work(argv, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        recipe_study.main(argv)
+    assert exit_info.value.code == 2, f"exit {exit_info.value.code}: {capsys.readouterr().err}"
+    assert capsys.readouterr().err.count("\n") == 1, "one line of error"

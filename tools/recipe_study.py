@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validate-every", type=int, default=300, metavar="N", help="(default: %(default)s)")
     parser.add_argument("--variant", action="append", choices=list(VARIANTS), help="repeatable (default: all)")
     args = parser.parse_args(argv)
+    for flag, value in (("--steps", args.steps), ("--validate-every", args.validate_every)):
+        if value < 1:
+            parser.error(f"{flag} {value}: must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     header = ("| recipe | seconds | validation gain | " + " | ".join(f"x{f}" for f in data.EVAL_FACTORS)
               + " | soft x2 |\n|" + "---|" * (4 + len(data.EVAL_FACTORS)))
