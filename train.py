@@ -111,8 +111,8 @@ class Recipe:
     # soft patches only in batches of this factor or less: shrunk further, a blurred photo looks like a sharp one
     # (the downsampling's own blur is wider), so its blurred target only teaches the model to sharpen less
     soft_max_factor: float = FACTOR_CHOICES[-1]  # the largest: soft patches at every factor
-    # the soft patches' blur is drawn uniformly from this range: the wider the blur, the more a soft x2 patch looks
-    # like a sharp x3 or x4 one (the downsampling's own blur grows with the factor), which the model must sharpen
+    # the soft patches' blur is drawn uniformly from this range: the wider, the more a soft x2 patch looks like a
+    # sharp x3 or x4 one, which the model must sharpen (tools/soft_conflict.py measures how alike they are)
     soft_sigmas: tuple[float, float] = SOFT_SIGMAS
     min_patch_std: float = MIN_PATCH_STD  # a patch flatter than this is redrawn: the higher, the more texture
     full_context: bool = False  # the input crop is `patch` plus the model's halo on each side, so every output

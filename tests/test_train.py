@@ -154,7 +154,7 @@ def test_a_soft_x2_input_looks_like_a_sharp_x3_one() -> None:
     sharp x3 input than to its sharp x2 one, and far closer than the two targets are to each other, so one set of
     filters must settle between sharpening the sharp x3 photo and leaving the soft x2 one alone."""
     photo = data.load_photo_tensor("camera")
-    inputs, target = soft_conflict.agreement([photo], data.SOFT_SIGMA)
+    [(inputs, target)] = soft_conflict.agreement([photo], (data.SOFT_SIGMA,))
     assert inputs["3"] > inputs["2"] and inputs["3"] > target + 5, f"inputs {inputs}, targets {target:.1f} dB apart"
 
 
