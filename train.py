@@ -89,8 +89,28 @@ def log_mse_per_patch(output: torch.Tensor, target: torch.Tensor, floor: float =
     return torch.log(mse + floor).mean()
 
 
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "charbonnier": charbonnier, "l1": F.l1_loss, "log_mse": log_mse, "log_mse_per_patch": log_mse_per_patch}
+def log_mse_per_group(output: torch.Tensor, target: torch.Tensor, soft: torch.Tensor,
+                      floor: float = PATCH_MSE_FLOOR) -> torch.Tensor:
+    """log(MSE + floor) of the sharp patches pooled, and of the soft ones pooled, each weighed by its share.
+
+    PSNR is a log of the error pooled over a whole photo, ruled by its edges and textures: pooled, the sharp patches
+    weigh as the evaluation weighs them, where per patch a flat one that bicubic gets nearly right pulls as hard as
+    a textured one. The soft patches, whose errors are much smaller, get their own log, so they still count as
+    much per patch as in log_mse_per_patch. `soft` is a (batch,) bool tensor; an empty group adds nothing.
+    """
+    mse = (output - target).square().mean(dim=(1, 2, 3))  # (batch,)
+    loss = mse.new_zeros(())
+    for group in (soft, ~soft):  # masks, not indexing: no device sync for the group sizes
+        count = group.sum()
+        pooled = torch.where(count > 0, (mse * group).sum() / count.clamp(min=1), 1.0)  # empty: log(1) = 0
+        loss = loss + count / len(mse) * torch.log(pooled + floor)
+    return loss
+
+
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (output, target, soft mask) -> scalar
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {  # all but log_mse_per_group ignore which patches are soft
+    "charbonnier": charbonnier, "l1": F.l1_loss, "log_mse": log_mse, "log_mse_per_patch": log_mse_per_patch,
+    "log_mse_per_group": log_mse_per_group}
 
 
 @dataclass(frozen=True)
@@ -98,8 +118,9 @@ class Recipe:
     """What a run learns from, and how. The defaults are the shipped run's; docs/training.md measures each field."""
 
     loss: str = "log_mse_per_patch"  # a LOSSES key
-    # log_mse_per_patch's floor (a mean squared error, pixels in [0, 1]): the higher, the less a patch that bicubic
-    # already gets right (a soft one) weighs against a sharp one, and the more the model sharpens soft pictures
+    # the floor of log_mse_per_patch and log_mse_per_group (a mean squared error, pixels in [0, 1]): the higher, the
+    # less a patch that bicubic already gets right (a soft one) weighs against a sharp one, and the more the model
+    # sharpens soft pictures
     patch_mse_floor: float = PATCH_MSE_FLOOR
     last_layer_lr_scale: float = 1.0  # conv3's learning rate relative to the others' (the SRCNN paper: 0.1)
     patch: int = 64  # side of the high-resolution crop trained on
@@ -123,11 +144,16 @@ class Recipe:
 RECIPE = Recipe()
 
 
-def loss_function(recipe: Recipe) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The recipe's loss, log_mse_per_patch with the recipe's floor."""
+def loss_function(recipe: Recipe) -> Loss:
+    """The recipe's loss as (output, target, soft) -> scalar; the log(MSE)-per-patch and -per-group ones with the
+    recipe's floor."""
+    if recipe.loss == "log_mse_per_group":
+        return functools.partial(log_mse_per_group, floor=recipe.patch_mse_floor)
     if recipe.loss == "log_mse_per_patch":
-        return functools.partial(log_mse_per_patch, floor=recipe.patch_mse_floor)
-    return LOSSES[recipe.loss]
+        per_patch = functools.partial(log_mse_per_patch, floor=recipe.patch_mse_floor)
+        return lambda output, target, soft: per_patch(output, target)
+    plain = LOSSES[recipe.loss]
+    return lambda output, target, soft: plain(output, target)
 
 
 def identity_init(model: sd.SuperResolutionNet, offset: float = PASS_THROUGH_OFFSET) -> None:
@@ -194,27 +220,31 @@ class PatchSampler:
         patch = torch.rot90(patch, k=int(self.rng.integers(4)), dims=(1, 2))
         return patch.flip(2) if self.rng.random() < 0.5 else patch
 
-    def soften(self, patch: torch.Tensor, scale: float) -> torch.Tensor:
-        """A soft_fraction of the patches of a batch of factor `scale` up to soft_max_factor come out blurred, as
-        an out-of-focus or already-upscaled photo is; beyond it none (and no random number is drawn)."""
+    def soften(self, patch: torch.Tensor, scale: float) -> tuple[torch.Tensor, bool]:
+        """(patch, whether blurred): a soft_fraction of the patches of a batch of factor `scale` up to
+        soft_max_factor come out blurred, as an out-of-focus or already-upscaled photo is; beyond it none (and no
+        random number is drawn)."""
         if scale > self.recipe.soft_max_factor or self.rng.random() >= self.recipe.soft_fraction:
-            return patch
-        return data.gaussian_blur(patch[None], float(self.rng.uniform(*self.recipe.soft_sigmas)))[0]
+            return patch, False
+        return data.gaussian_blur(patch[None], float(self.rng.uniform(*self.recipe.soft_sigmas)))[0], True
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(upsampled input, target): (batch_size, 3, patch + 2 * context, same) and (batch_size, 3, patch, patch)."""
-        size, inputs, targets = self.recipe.patch, [], []
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(upsampled input, target, soft): (batch_size, 3, patch + 2 * context, same), (batch_size, 3, patch,
+        patch) and which patches were blurred, a (batch_size,) bool tensor."""
+        size, inputs, targets, soft = self.recipe.patch, [], [], []
         factors = self.factors(self.recipe.batch_size)
         for scale in dict.fromkeys(factors):  # one degradation and one Resize per distinct factor
             factor, count = sd.Factor(scale, scale), factors.count(scale)
             side = round(lr_length(scale, size) * scale)
-            hr = torch.stack([self.soften(self.patch(side), scale) for _ in range(count)])
+            patches, blurred = zip(*(self.soften(self.patch(side), scale) for _ in range(count)))
+            hr = torch.stack(patches)
+            soft.extend(blurred)
             lr, hr = data.make_pair(hr, factor)
             assert hr.shape[2] == side, f"x{scale}: {side}-pixel patches must not be cropped ({tuple(hr.shape)})"
             upsampled = sd.bicubic_resize(lr, factor.tensor())  # the model's first stage: no weights to train
             inputs.append(centre_crop(upsampled, size + 2 * self.context))  # MARGIN or more from every border
             targets.append(centre_crop(hr, size))
-        return torch.cat(inputs), torch.cat(targets)
+        return torch.cat(inputs), torch.cat(targets), torch.tensor(soft)
 
 
 @torch.inference_mode()
@@ -269,7 +299,7 @@ def cpu_state(model: sd.SuperResolutionNet) -> dict[str, torch.Tensor]:
 
 def train_step(
     refine: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
-    targets: torch.Tensor, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], half: torch.dtype | None,
+    targets: torch.Tensor, soft: torch.Tensor, loss_fn: Loss, half: torch.dtype | None,
 ) -> torch.Tensor:
     """One Adam step on a batch; the forward pass in `half` (None: float32), the loss and the weights in float32.
 
@@ -277,7 +307,7 @@ def train_step(
     """
     with torch.autocast(inputs.device.type, dtype=half or torch.float32, enabled=half is not None):
         outputs = refine(inputs)
-    loss = loss_fn(centre_crop(outputs, targets.shape[3]).float(), targets)  # the input's context cut off
+    loss = loss_fn(centre_crop(outputs, targets.shape[3]).float(), targets, soft)  # the input's context cut off
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -332,8 +362,9 @@ def train(
     bar = tqdm(range(1, steps + 1), desc="train", disable=not progress, dynamic_ncols=True, file=sys.stderr)
     model.train()
     for step in bar:
-        inputs, targets = (t.to(where, memory_format=torch.channels_last) for t in sampler.batch())
-        loss = train_step(refine, optimizer, inputs, targets, loss_fn, half)
+        inputs, targets, soft = sampler.batch()
+        inputs, targets = (t.to(where, memory_format=torch.channels_last) for t in (inputs, targets))
+        loss = train_step(refine, optimizer, inputs, targets, soft.to(where), loss_fn, half)
         schedule.step()
         if step % validate_every == 0 or step == steps:
             psnr = evaluate_now()

@@ -79,8 +79,9 @@ def test_batches_pair_the_upsampled_input_with_its_target(mix_factors) -> None:
     recipe = train.Recipe(patch=24, batch_size=6, mix_factors=mix_factors, min_rescale=0.5, soft_fraction=0.5,
                           photos=("coins",))
     sampler = train.PatchSampler([data.load_photo_tensor("coins")], recipe, seed=1)
-    inputs, targets = sampler.batch()
+    inputs, targets, soft = sampler.batch()
     assert inputs.shape == targets.shape == (6, 3, 24, 24), f"{tuple(inputs.shape)}, {tuple(targets.shape)}"
+    assert soft.shape == (6,) and soft.dtype == torch.bool, f"one soft flag per patch: {soft}"
     error = float((inputs - targets).abs().mean())
     assert 0 < error < 0.1, f"the bicubic input must be near its target, not equal nor unrelated: {error:.4f}"
     assert len(sampler.images) == train.RESCALE_LEVELS, "coins at every rescale level"
@@ -91,8 +92,8 @@ def test_full_context_adds_the_halo_around_the_same_patches() -> None:
     recipe = train.Recipe(patch=24, batch_size=4, full_context=True, photos=("coins",))
     photos = [data.load_photo_tensor("coins")]
     halo = train.model_halo(sd.SuperResolutionNet())
-    inputs, targets = train.PatchSampler(photos, recipe, seed=1, context=halo).batch()
-    plain_inputs, plain_targets = train.PatchSampler(photos, recipe, seed=1).batch()
+    inputs, targets, _ = train.PatchSampler(photos, recipe, seed=1, context=halo).batch()
+    plain_inputs, plain_targets, _ = train.PatchSampler(photos, recipe, seed=1).batch()
     assert inputs.shape == (4, 3, 24 + 2 * halo, 24 + 2 * halo), f"{tuple(inputs.shape)}"
     assert torch.equal(train.centre_crop(inputs, 24), plain_inputs), "the context must surround the same patch"
     assert torch.equal(targets, plain_targets)
@@ -104,12 +105,12 @@ def test_soft_patches_only_up_to_their_largest_factor(scale: float) -> None:
     recipe = train.Recipe(patch=24, batch_size=2, soft_fraction=1.0, soft_max_factor=2.5, photos=("coins",))
     sampler = train.PatchSampler([data.load_photo_tensor("coins")], recipe, seed=1)
     patch = sampler.patch(40)
-    softened = sampler.soften(patch, scale)
+    softened, blurred = sampler.soften(patch, scale)
     change = float((softened - patch).abs().max())
     if scale <= recipe.soft_max_factor:  # a blur of 0.5 pixels or more moves an edge of coins by several levels
-        assert change > 0.01, f"x{scale}: a soft patch must be blurred (largest change {change:.4f})"
+        assert blurred and change > 0.01, f"x{scale}: a soft patch must be blurred (largest change {change:.4f})"
     else:
-        assert softened is patch, f"x{scale}: beyond x{recipe.soft_max_factor} no patch is blurred"
+        assert not blurred and softened is patch, f"x{scale}: beyond x{recipe.soft_max_factor} no patch is blurred"
 
 
 def test_soft_max_factor_at_the_largest_factor_leaves_batches_as_they_were() -> None:
@@ -119,9 +120,10 @@ def test_soft_max_factor_at_the_largest_factor_leaves_batches_as_they_were() -> 
     photos = [data.load_photo_tensor("coins")]
     unlimited = dataclasses.replace(recipe, soft_max_factor=math.inf)
     for seed in range(8):  # one factor per batch: some of the eight draw factors above x2.5
-        default_inputs, default_targets = train.PatchSampler(photos, recipe, seed=seed).batch()
-        inputs, targets = train.PatchSampler(photos, unlimited, seed=seed).batch()
+        default_inputs, default_targets, default_soft = train.PatchSampler(photos, recipe, seed=seed).batch()
+        inputs, targets, soft = train.PatchSampler(photos, unlimited, seed=seed).batch()
         assert torch.equal(default_inputs, inputs) and torch.equal(default_targets, targets), f"seed {seed}"
+        assert torch.equal(default_soft, soft), f"seed {seed}"
 
 
 def test_soft_blur_is_drawn_from_the_recipes_range(monkeypatch) -> None:
@@ -189,10 +191,35 @@ def test_last_layer_learning_rate_is_scaled() -> None:
 
 
 @pytest.mark.parametrize("loss", sorted(train.LOSSES))
-def test_losses_are_zero_or_least_at_the_target(loss) -> None:
+def test_losses_are_least_at_the_target(loss) -> None:
     target = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    near, far = target + 0.01, target + 0.1
-    assert train.LOSSES[loss](near, target) < train.LOSSES[loss](far, target)
+    near, far, soft = target + 0.01, target + 0.1, torch.tensor([True, False])
+    loss_fn = train.loss_function(train.Recipe(loss=loss))
+    assert loss_fn(near, target, soft) < loss_fn(far, target, soft)
+
+
+def test_the_per_group_loss_pools_each_group_and_weighs_it_by_its_share() -> None:
+    """log_mse_per_group: a quarter soft patches weigh a quarter, whatever their errors; within the sharp group the
+    patch with the larger error pulls harder (pooled, as PSNR pools a photo), unlike log_mse_per_patch."""
+    target = torch.zeros(4, 1, 4, 4)
+    levels = torch.tensor([1.0, 2.0, 8.0, 1.0]).view(4, 1, 1, 1) / 255  # the last patch is soft
+    soft = torch.tensor([False, False, False, True])
+    loss_fn = train.loss_function(train.Recipe(loss="log_mse_per_group", patch_mse_floor=0.0))
+    output = (target + levels).requires_grad_()
+    loss = loss_fn(output, target, soft)
+    sharp_mse = float((levels[:3] ** 2).mean())
+    expected = 0.75 * math.log(sharp_mse) + 0.25 * math.log(float(levels[3] ** 2))
+    assert float(loss) == pytest.approx(expected, rel=1e-5), f"{float(loss)} against {expected}"
+    loss.backward()
+    pull = output.grad.abs().sum(dim=(1, 2, 3))
+    assert pull[2] > pull[1] > pull[0], f"pooled: the sharp patch with the largest error pulls hardest: {pull}"
+    per_patch = train.loss_function(train.Recipe(loss="log_mse_per_patch", patch_mse_floor=0.0))
+    output.grad = None
+    per_patch(output, target, soft).backward()
+    assert output.grad.abs().sum(dim=(1, 2, 3))[0] > output.grad.abs().sum(dim=(1, 2, 3))[2], "per patch: the reverse"
+    all_sharp = loss_fn(output, target, torch.zeros(4, dtype=torch.bool))
+    pooled = math.log(float((levels**2).mean()))
+    assert float(all_sharp) == pytest.approx(pooled, rel=1e-5), "no soft patch: log(MSE) over the batch"
 
 
 def test_the_per_patch_floor_weighs_nearly_right_patches_less() -> None:
@@ -202,7 +229,8 @@ def test_the_per_patch_floor_weighs_nearly_right_patches_less() -> None:
 
     def pull_ratio(floor: float) -> float:
         output = (target + errors).requires_grad_()
-        train.loss_function(train.Recipe(loss="log_mse_per_patch", patch_mse_floor=floor))(output, target).backward()
+        loss_fn = train.loss_function(train.Recipe(loss="log_mse_per_patch", patch_mse_floor=floor))
+        loss_fn(output, target, torch.zeros(2, dtype=torch.bool)).backward()
         per_patch = output.grad.abs().sum(dim=(1, 2, 3))
         return float(per_patch[0] / per_patch[1])
 

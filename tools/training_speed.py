@@ -53,11 +53,12 @@ def time_case(sampler: train.PatchSampler, device: torch.device, channels_last: 
     refine = torch.compile(model.refine) if compiled else model.refine
     times = []
     for i in range(WARMUP + steps):
-        inputs, targets = (t.to(device, memory_format=layout) for t in sampler.batch())
+        inputs, targets, soft = sampler.batch()
+        inputs, targets = (t.to(device, memory_format=layout) for t in (inputs, targets))
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        train.train_step(refine, optimizer, inputs, targets, train.loss_function(sampler.recipe),
+        train.train_step(refine, optimizer, inputs, targets, soft.to(device), train.loss_function(sampler.recipe),
                          torch.bfloat16 if bf16 else None)
         if device.type == "cuda":
             torch.cuda.synchronize()
