@@ -17,6 +17,7 @@ import train
 from srcnn import data, weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import plot_training  # noqa: E402
 import recipe_study  # noqa: E402
 import soft_conflict  # noqa: E402
 
@@ -311,3 +312,27 @@ def test_recipe_study_refuses_bad_arguments_before_any_work(argv, capsys) -> Non
         recipe_study.main(argv)
     assert exit_info.value.code == 2, f"exit {exit_info.value.code}: {capsys.readouterr().err}"
     assert capsys.readouterr().err.count("\n") == 1, "one line of error"
+
+
+def test_plot_training_draws_a_record(tmp_path) -> None:
+    record = tmp_path / "run.json"
+    record.write_text(json.dumps({"recipe": "tiny", "history": [[0, 29.0], [2, 29.2], [4, 29.3]]}))
+    out = tmp_path / "figures" / "curve.png"  # a missing folder is made, as for every other output
+    assert plot_training.main([str(record), "--out", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG"), "a PNG"
+    assert [p.name for p in out.parent.iterdir()] == ["curve.png"], "no temporary file left"
+
+
+@pytest.mark.parametrize("case", ["missing", "not json", "no history", "bad pair", "out is the record", "out not png"])
+def test_plot_training_refuses_bad_input_in_one_line(tmp_path, capsys, case: str) -> None:
+    record, out = tmp_path / "run.json", tmp_path / "curve.png"
+    contents = {"missing": None, "not json": "{", "no history": "{}", "bad pair": '{"history": [[0, 29.0], [2]]}'}
+    if contents.get(case, "{}") is not None:
+        record.write_text(contents.get(case, '{"history": [[0, 29.0]]}'))
+    out = {"out is the record": record, "out not png": tmp_path / "curve.jpg"}.get(case, out)
+    before = record.read_bytes() if record.exists() else None
+    code = plot_training.main([str(record), "--out", str(out)])
+    error = capsys.readouterr().err
+    assert code == sd.EXIT_USAGE and error.startswith("error: ") and error.count("\n") == 1, f"exit {code}: {error}"
+    assert (record.read_bytes() if record.exists() else None) == before, "the record is left as it was"
+    assert not any(p.suffix in (".png", ".jpg", ".tmp") for p in tmp_path.iterdir()), "nothing written"
