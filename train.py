@@ -248,15 +248,23 @@ class PatchSampler:
 
 
 @torch.inference_mode()
+def psnr_per_factor(model: sd.SuperResolutionNet, photos: list[torch.Tensor],
+                    factors: tuple[str, ...] = data.EVAL_FACTORS) -> dict[str, float]:
+    """Mean Y-PSNR (dB) of the model over `photos` at each of `factors`, keyed by factor tag."""
+    result = {}
+    for factor in map(sd.Factor.parse, factors):
+        values = []
+        for photo in photos:
+            lr, hr = data.make_pair(photo, factor)
+            values.append(data.psnr_y(hr, model(lr, factor.tensor()), factor))
+        result[factor.tag] = float(np.mean(values))
+    return result
+
+
 def validate(model: sd.SuperResolutionNet, photos: list[torch.Tensor],
              factors: tuple[str, ...] = data.EVAL_FACTORS) -> float:
     """Mean Y-PSNR (dB) of the model, in float32 on the CPU, over the validation photos at `factors`."""
-    values = []
-    for photo in photos:
-        for factor in map(sd.Factor.parse, factors):
-            lr, hr = data.make_pair(photo, factor)
-            values.append(data.psnr_y(hr, model(lr, factor.tensor()), factor))
-    return float(np.mean(values))
+    return float(np.mean(list(psnr_per_factor(model, photos, factors).values())))
 
 
 def validation_factors(recipe: Recipe) -> tuple[str, ...]:
@@ -323,6 +331,9 @@ class TrainResult:
     initial_psnr: float
     seconds: float
     history: list[tuple[int, float]]  # (step, validation Y-PSNR)
+    # at each validation: its step, the mean Y-PSNR at each validation factor ("x2", ...) and on the soft case at
+    # x2 ("soft x2": evaluate.py's, the validation photos blurred by data.SOFT_SIGMA first), for the run's record
+    detail: list[dict[str, float]]
     precision: str  # "float32" or "bfloat16" (the forward pass; weights and validation are float32)
 
 
@@ -340,6 +351,7 @@ def train(
     context = model_halo(model) if recipe.full_context else 0
     sampler = PatchSampler([data.load_photo_tensor(n) for n in recipe.photos], recipe, seed, context)
     val_set = [data.load_photo_tensor(n) for n in validation_photos]
+    soft_set = [data.gaussian_blur(photo, data.SOFT_SIGMA) for photo in val_set]  # recorded, not used to choose
     val_factors = validation_factors(recipe)
     optimizer = make_optimizer(model, recipe, learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps,
@@ -350,11 +362,15 @@ def train(
     model.to(where, memory_format=torch.channels_last)
     refine = torch.compile(model.refine) if compile_model else model.refine  # one input shape: compiled once
 
-    def evaluate_now() -> float:  # float32 on the CPU, whatever trains: figures comparable across machines
-        return validate(copy.deepcopy(model).float().to("cpu", memory_format=torch.contiguous_format).eval(), val_set,
-                        val_factors)
+    def evaluate_now(step: int) -> float:  # float32 on the CPU, whatever trains: figures comparable across machines
+        cpu_model = copy.deepcopy(model).float().to("cpu", memory_format=torch.contiguous_format).eval()
+        sharp = psnr_per_factor(cpu_model, val_set, val_factors)
+        soft = psnr_per_factor(cpu_model, soft_set, ("2",))
+        detail.append({"step": step} | {f"x{tag}": v for tag, v in sharp.items()} | {"soft x2": soft["2"]})
+        return float(np.mean(list(sharp.values())))  # validate()'s figure: the mean over photos and factors
 
-    best_psnr = initial_psnr = evaluate_now()  # the identity: bicubic's PSNR
+    detail: list[dict[str, float]] = []
+    best_psnr = initial_psnr = evaluate_now(0)  # the identity: bicubic's PSNR
     best_step, start, history = 0, time.perf_counter(), [(0, initial_psnr)]
     best_state = cpu_state(model)
     log.info("validation Y-PSNR at the start (bicubic): %.3f dB; forward pass in %s on %s", initial_psnr,
@@ -367,7 +383,7 @@ def train(
         loss = train_step(refine, optimizer, inputs, targets, soft.to(where), loss_fn, half)
         schedule.step()
         if step % validate_every == 0 or step == steps:
-            psnr = evaluate_now()
+            psnr = evaluate_now(step)
             history.append((step, psnr))
             if psnr > best_psnr:
                 best_psnr, best_step = psnr, step
@@ -375,7 +391,7 @@ def train(
             bar.set_postfix(loss=f"{loss.item():.2e}", val_psnr=f"{psnr:.3f}", best=f"{best_psnr:.3f}@{best_step}")
             log.debug("step %d: validation Y-PSNR %.3f dB", step, psnr)
     save_state_dict(best_state, out)  # atomically: an interrupted run leaves `out` as it was
-    return TrainResult(best_psnr, best_step, initial_psnr, time.perf_counter() - start, history,
+    return TrainResult(best_psnr, best_step, initial_psnr, time.perf_counter() - start, history, detail,
                        "float32" if half is None else "bfloat16")
 
 
@@ -397,7 +413,7 @@ def write_history(path: Path, args: argparse.Namespace, recipe: Recipe, result: 
         "recipe": dataclasses.asdict(recipe), "device": machine_name(args.device), "threads": torch.get_num_threads(),
         "precision": result.precision, "torch": torch.__version__, "minutes": round(result.seconds / 60, 1),
         "best_step": result.best_step, "best_psnr": result.best_psnr, "initial_psnr": result.initial_psnr,
-        "history": result.history,
+        "history": result.history, "detail": result.detail,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -420,8 +436,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " (default: %(default)s)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the convolutions (docs/training.md)")
     parser.add_argument("--history", type=Path, metavar="PATH",
-                        help="also write the run's record (validation PSNR per step, recipe, machine) as JSON, for"
-                        " tools/plot_training.py")
+                        help="also write the run's record (validation PSNR per step, also per factor and on the soft"
+                        " case; recipe, machine) as JSON, for tools/plot_training.py")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with tracebacks")
     args = parser.parse_args(argv)
     if args.steps < 1:

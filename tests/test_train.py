@@ -262,16 +262,16 @@ def test_interrupted_training_writes_nothing(tmp_path, monkeypatch, capsys) -> N
     """Ctrl-C during training: exit 130 and `--out` untouched (the best checkpoint is written only at the end)."""
     out = tmp_path / "weights.pth"
     out.write_bytes(b"previous weights")
-    real_validate = train.validate
+    real_psnr = train.psnr_per_factor
     calls = []
 
-    def validate_then_interrupt(*args, **kwargs):  # the first validation is at step 0, the second at step 2
+    def validate_then_interrupt(*args, **kwargs):  # two calls a validation (sharp, soft): at step 0, then at step 2
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 3:
             raise KeyboardInterrupt
-        return real_validate(*args, **kwargs)
+        return real_psnr(*args, **kwargs)
 
-    monkeypatch.setattr(train, "validate", validate_then_interrupt)
+    monkeypatch.setattr(train, "psnr_per_factor", validate_then_interrupt)
     monkeypatch.setattr(train, "RECIPE", TINY)
     monkeypatch.setattr(train.train, "__kwdefaults__", {**train.train.__kwdefaults__, "validate_every": 2, "progress": False})
     code = train.main(["--steps", "4", "--batch-size", "2", "--out", str(out)])
@@ -304,6 +304,12 @@ def test_history_records_the_run(tmp_path, monkeypatch) -> None:
     assert [s for s, _ in record["history"]] == [0, 2, 4] and record["steps"] == 4, f"{record}"
     assert record["recipe"]["batch_size"] == 2 and record["recipe"]["photos"] == ["coins"], f"{record['recipe']}"
     assert record["device"] and record["precision"] in ("float32", "bfloat16") and record["minutes"] >= 0
+    steps = [row.pop("step") for row in record["detail"]]
+    assert steps == [0, 2, 4] and all(row.keys() == {"x2", "x2.5", "x3", "x4", "soft x2"} for row in record["detail"])
+    for (_, mean), row in zip(record["history"], record["detail"], strict=True):
+        sharp = [row[f"x{tag}"] for tag in data.EVAL_FACTORS]
+        assert mean == pytest.approx(np.mean(sharp)), f"the validation PSNR is the mean of the factors': {row}"
+    assert record["detail"][0]["soft x2"] > record["detail"][0]["x2"], "bicubic does better on the soft photo"
 
 
 @pytest.mark.parametrize("argv", [["--steps", "0"], ["--validate-every", "-1"], ["--variant", "no such recipe"]])
@@ -314,19 +320,25 @@ def test_recipe_study_refuses_bad_arguments_before_any_work(argv, capsys) -> Non
     assert capsys.readouterr().err.count("\n") == 1, "one line of error"
 
 
-def test_plot_training_draws_a_record(tmp_path) -> None:
+@pytest.mark.parametrize("with_detail", [False, True], ids=["mean only", "each factor too"])
+def test_plot_training_draws_a_record(tmp_path, with_detail: bool) -> None:
     record = tmp_path / "run.json"
-    record.write_text(json.dumps({"recipe": "tiny", "history": [[0, 29.0], [2, 29.2], [4, 29.3]]}))
+    run = {"recipe": "tiny", "history": [[0, 29.0], [2, 29.2], [4, 29.3]]}
+    if with_detail:  # as train.py writes it since the soft case is recorded
+        run["detail"] = [{"step": s, "x2": 31 + s / 10, "soft x2": 44 - s / 10} for s in (0, 2, 4)]
+    record.write_text(json.dumps(run))
     out = tmp_path / "figures" / "curve.png"  # a missing folder is made, as for every other output
     assert plot_training.main([str(record), "--out", str(out)]) == 0
     assert out.read_bytes().startswith(b"\x89PNG"), "a PNG"
     assert [p.name for p in out.parent.iterdir()] == ["curve.png"], "no temporary file left"
 
 
-@pytest.mark.parametrize("case", ["missing", "not json", "no history", "bad pair", "out is the record", "out not png"])
+@pytest.mark.parametrize("case", ["missing", "not json", "no history", "bad pair", "bad detail", "out is the record",
+                                  "out not png"])
 def test_plot_training_refuses_bad_input_in_one_line(tmp_path, capsys, case: str) -> None:
     record, out = tmp_path / "run.json", tmp_path / "curve.png"
-    contents = {"missing": None, "not json": "{", "no history": "{}", "bad pair": '{"history": [[0, 29.0], [2]]}'}
+    contents = {"missing": None, "not json": "{", "no history": "{}", "bad pair": '{"history": [[0, 29.0], [2]]}',
+                "bad detail": '{"history": [[0, 29.0]], "detail": [{"x2": "high"}]}'}
     if contents.get(case, "{}") is not None:
         record.write_text(contents.get(case, '{"history": [[0, 29.0]]}'))
     out = {"out is the record": record, "out not png": tmp_path / "curve.jpg"}.get(case, out)

@@ -4,6 +4,8 @@
     python tools/plot_training.py outputs/study/*.json --out /tmp/study.png   # the recipe study's runs, overlaid
 
 The gain is the mean over the validation photos and factors of validate(), less the identity start's (bicubic).
+Records that keep each validation's detail (train.py's since the soft case was recorded) get a second panel: the
+gain at each factor and on the soft case (evaluate.py's, at x2), where sharpening one costs the other.
 Every record is read and checked, and --out with it, before anything is drawn; the PNG is written whole or not at all.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -28,10 +31,27 @@ from srcnn.images import atomic_path  # noqa: E402
 from srcnn.plan import check_output_file  # noqa: E402
 
 History = list[tuple[int, float]]  # (step, validation Y-PSNR in dB), the first at step 0 (bicubic)
+Detail = list[dict[str, float]]  # per validation: "step", then Y-PSNR per factor ("x2", ...) and "soft x2"
 
 
-def read_record(path: Path) -> tuple[str, History]:
-    """(label, history) of one record: the study's recipe name or the file's stem, with the run's minutes and
+@dataclass
+class Curve:
+    """One record: its label, its mean validation PSNR per step and, where kept, each validation's detail."""
+
+    label: str
+    history: History
+    detail: Detail
+
+
+def is_detail(detail: object) -> bool:
+    """Whether `detail` is a non-empty list of {"step": ..., name: PSNR, ...} with numbers only."""
+    return isinstance(detail, list) and bool(detail) and all(
+        isinstance(row, dict) and "step" in row and len(row) > 1
+        and all(isinstance(v, (int, float)) for v in row.values()) for row in detail)
+
+
+def read_record(path: Path) -> Curve:
+    """One record's curve, labelled with the study's recipe name or the file's stem, and the run's minutes and
     processor where train.py wrote them."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -46,23 +66,50 @@ def read_record(path: Path) -> tuple[str, History]:
     if not valid:
         raise sd.SrcnnError(f"{path} has no training history (a list of [step, PSNR] pairs); give a record written"
                             " by train.py --history")
+    detail = record.get("detail", [])
+    if detail and not is_detail(detail):
+        raise sd.SrcnnError(f"{path}: its detail is not a list of {{step, factor: PSNR}} rows; give a record written"
+                            " by train.py --history")
     label = record["recipe"] if isinstance(record.get("recipe"), str) else path.stem
     if {"minutes", "device"} <= record.keys():
         label = f"{label}: {record['minutes']:.0f} min, {record['device']}"
-    return label, [(int(step), float(psnr)) for step, psnr in history]
+    return Curve(label, [(int(step), float(psnr)) for step, psnr in history], detail)
 
 
-def draw(curves: list[tuple[str, History]], out: Path) -> None:
-    """One line per record: gain over its own step-0 PSNR against step, written to `out` as a PNG."""
-    figure, axes = plt.subplots(figsize=(7, 3.6), dpi=110)
-    for label, history in curves:
-        steps, psnr = zip(*history, strict=True)
-        axes.plot(steps, [p - psnr[0] for p in psnr], label=label, linewidth=1.4)
-    axes.set_xlabel("training step")
-    axes.set_ylabel("gain over bicubic (dB)")
+def draw_mean(axes: plt.Axes, curves: list[Curve]) -> None:
+    """One line per record: the mean gain over its own step-0 PSNR against step."""
+    for curve in curves:
+        steps, psnr = zip(*curve.history, strict=True)
+        axes.plot(steps, [p - psnr[0] for p in psnr], label=curve.label, linewidth=1.4)
     axes.set_title("validation Y-PSNR gain (mean of x2, x2.5, x3, x4 on the held-out photos)", fontsize=9)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, loc="lower right")
+
+
+def draw_detail(axes: plt.Axes, curves: list[Curve]) -> None:
+    """One line per factor and record: the gain over the step-0 PSNR at that factor (and on the soft case)."""
+    for curve in curves:
+        names = [name for name in curve.detail[0] if name != "step"]
+        steps = [row["step"] for row in curve.detail]
+        for name in names:
+            label = name if len(curves) == 1 else f"{name}, {curve.label.split(':')[0]}"
+            gains = [row[name] - curve.detail[0][name] for row in curve.detail]
+            axes.plot(steps, gains, label=label, linewidth=1.2, linestyle="--" if name.startswith("soft") else "-")
+    axes.axhline(0, color="grey", linewidth=0.8)
+    axes.set_title("gain at each factor, and on the soft case (blurred before shrinking)", fontsize=9)
+
+
+def draw(curves: list[Curve], out: Path) -> None:
+    """The mean gain against step, and each factor's beside it where records kept it; written to `out` as a PNG."""
+    detailed = [curve for curve in curves if curve.detail]
+    figure, panels = plt.subplots(1, 2 if detailed else 1, figsize=(12 if detailed else 7, 3.8), dpi=110,
+                                  squeeze=False)
+    draw_mean(panels[0][0], curves)
+    if detailed:
+        draw_detail(panels[0][1], detailed)
+    for axes in panels[0]:
+        axes.set_xlabel("training step")
+        axes.set_ylabel("gain over bicubic (dB)")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     try:

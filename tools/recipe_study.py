@@ -115,7 +115,8 @@ def study(names: list[str], steps: int, validate_every: int) -> list[str]:
         model = load_model(OUT / f"{slug}.pth")
         sharp, soft = gains(model), gains(model, data.SOFT_SIGMA, ("2",))
         (OUT / f"{slug}.json").write_text(json.dumps({"recipe": name, "steps": steps * scale, "seconds": result.seconds,
-                                                      "history": result.history, "gains": sharp, "soft_x2": soft["2"]}))
+                                                      "history": result.history, "detail": result.detail, "gains": sharp,
+                                                      "soft_x2": soft["2"]}))
         rows.append(f"| {name} | {result.seconds:.0f} | {result.best_psnr - result.initial_psnr:+.3f} | "
                     + " | ".join(f"{v:+.2f}" for v in sharp.values()) + f" | {soft['2']:+.2f} |")
         log.info("%s", rows[-1])
