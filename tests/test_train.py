@@ -258,6 +258,25 @@ def test_a_few_training_steps_are_reproducible(tmp_path, full_context) -> None:
     assert result_model.conv1.weight.shape == start.conv1.weight.shape
 
 
+def test_no_checkpoint_that_loses_too_much_on_the_soft_case_is_kept(tmp_path, monkeypatch) -> None:
+    """The validation PSNR rises at every validation, but the one at step 4 loses 1.5 dB on the soft case: with
+    the default limit (data.SOFT_LOSS_LIMIT) the step-2 checkpoint is kept; with no limit, step 4's."""
+    sharp = iter([29.0, 29.2, 29.5, 29.6])  # steps 0, 2, 4 and 6 (the last)
+    soft = iter([44.0, 43.5, 42.5, 41.0])  # losses of 0, 0.5, 1.5 and 3 dB
+
+    def fake_psnr(model, photos, factors: tuple[str, ...]) -> dict[str, float]:  # the soft case is the one at x2 only
+        value = next(soft if factors == ("2",) else sharp)
+        return {tag: value for tag in factors}
+
+    monkeypatch.setattr(train, "psnr_per_factor", fake_psnr)
+    common = dict(steps=6, recipe=TINY, validation_photos=("microaneurysms",), validate_every=2, progress=False)
+    result = train.train(out=tmp_path / "a.pth", **common)
+    assert (result.best_step, result.best_psnr) == (2, 29.2), f"{result.history}, soft: {result.detail}"
+    sharp, soft = iter([29.0, 29.2, 29.5, 29.6]), iter([44.0, 43.5, 42.5, 41.0])
+    result = train.train(out=tmp_path / "b.pth", max_soft_loss=math.inf, **common)
+    assert (result.best_step, result.best_psnr) == (6, 29.6), f"{result.history}"
+
+
 def test_interrupted_training_writes_nothing(tmp_path, monkeypatch, capsys) -> None:
     """Ctrl-C during training: exit 130 and `--out` untouched (the best checkpoint is written only at the end)."""
     out = tmp_path / "weights.pth"

@@ -51,8 +51,8 @@ def is_detail(detail: object) -> bool:
 
 
 def read_record(path: Path) -> Curve:
-    """One record's curve, labelled with the study's recipe name or the file's stem, and the run's minutes and
-    processor where train.py wrote them."""
+    """One record's curve, labelled with the study's recipe name, or train.py's steps, or the file's stem, and the
+    run's minutes and processor where train.py wrote them."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -70,7 +70,8 @@ def read_record(path: Path) -> Curve:
     if detail and not is_detail(detail):
         raise sd.SrcnnError(f"{path}: its detail is not a list of {{step, factor: PSNR}} rows; give a record written"
                             " by train.py --history")
-    label = record["recipe"] if isinstance(record.get("recipe"), str) else path.stem
+    label = (record["recipe"] if isinstance(record.get("recipe"), str)  # the study's name for it
+             else f"{record['steps']:,} steps" if isinstance(record.get("steps"), int) else path.stem)
     if {"minutes", "device"} <= record.keys():
         label = f"{label}: {record['minutes']:.0f} min, {record['device']}"
     return Curve(label, [(int(step), float(psnr)) for step, psnr in history], detail)
