@@ -20,9 +20,10 @@ SWEEP = [f"{2 + q / 4:g}" for q in range(9)] + ["2.1", "3.3"]  # [2, 4] in quart
 GAIN_FLOORS = {"2": 0.56, "3": 0.61, "4": 0.24}
 # The soft case at x2. The mean's floor is the project's target, a loss of at most data.SOFT_LOSS_LIMIT (1 dB), which
 # train.py's checkpoint choice also holds to (measured: -0.98 dB, a margin of 0.02 dB; not the measured figure less
-# 0.05 dB, as the others are, which would fall outside the target). The worst image's floor is its measured gain (-1.93 dB, astronaut) less 0.05 dB. It was -1.68 dB for
-# the weights before these: the longer default run sharpens more, and its +0.05 to +0.08 dB at x2 to x3 (+0.01
-# at x4) cost the soft astronaut 0.3 dB (docs/training.md, the full-run table).
+# 0.05 dB, as the others are, which would fall outside the target). The worst image's floor is its measured gain
+# (-1.93 dB, astronaut) less 0.05 dB. It was -1.68 dB for the weights before these: the longer default run sharpens
+# more, and its +0.05 to +0.08 dB at x2 to x3 (+0.01 at x4) cost the soft astronaut 0.3 dB (docs/training.md, the
+# full-run table).
 SOFT_MEAN_FLOOR = -data.SOFT_LOSS_LIMIT
 SOFT_FLOOR = -1.98
 

@@ -357,7 +357,7 @@ def test_plot_training_draws_a_record(tmp_path, with_detail: bool) -> None:
 def test_plot_training_refuses_bad_input_in_one_line(tmp_path, capsys, case: str) -> None:
     record, out = tmp_path / "run.json", tmp_path / "curve.png"
     contents = {"missing": None, "not json": "{", "no history": "{}", "bad pair": '{"history": [[0, 29.0], [2]]}',
-                "bad detail": '{"history": [[0, 29.0]], "detail": [{"x2": "high"}]}'}
+                "bad detail": '{"history": [[0, 29.0]], "detail": [{"step": 0, "x2": 31.0}, {"step": 2}]}'}
     if contents.get(case, "{}") is not None:
         record.write_text(contents.get(case, '{"history": [[0, 29.0]]}'))
     out = {"out is the record": record, "out not png": tmp_path / "curve.jpg"}.get(case, out)

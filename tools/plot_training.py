@@ -44,9 +44,10 @@ class Curve:
 
 
 def is_detail(detail: object) -> bool:
-    """Whether `detail` is a non-empty list of {"step": ..., name: PSNR, ...} with numbers only."""
+    """Whether `detail` is a non-empty list of {"step": ..., name: PSNR, ...} rows, all with the same names and
+    numbers only."""
     return isinstance(detail, list) and bool(detail) and all(
-        isinstance(row, dict) and "step" in row and len(row) > 1
+        isinstance(row, dict) and "step" in row and len(row) > 1 and row.keys() == detail[0].keys()
         and all(isinstance(v, (int, float)) for v in row.values()) for row in detail)
 
 
