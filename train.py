@@ -377,7 +377,8 @@ def train(
         return float(np.mean(list(sharp.values()))), soft  # validate()'s figure: the mean over photos and factors
 
     detail: list[dict[str, float]] = []
-    best_psnr, initial_soft = initial_psnr, _ = evaluate_now(0)  # the identity: bicubic's PSNRs
+    initial_psnr, initial_soft = evaluate_now(0)  # the identity: bicubic's PSNRs
+    best_psnr = initial_psnr
     best_step, start, history = 0, time.perf_counter(), [(0, initial_psnr)]
     best_state = cpu_state(model)
     log.info("validation Y-PSNR at the start (bicubic): %.3f dB; forward pass in %s on %s", initial_psnr,
