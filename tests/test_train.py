@@ -210,7 +210,7 @@ def test_the_per_group_loss_pools_each_group_and_weighs_it_by_its_share() -> Non
     loss = loss_fn(output, target, soft)
     sharp_mse = float((levels[:3] ** 2).mean())
     expected = 0.75 * math.log(sharp_mse) + 0.25 * math.log(float(levels[3] ** 2))
-    assert float(loss) == pytest.approx(expected, rel=1e-5), f"{float(loss)} against {expected}"
+    assert loss.item() == pytest.approx(expected, rel=1e-5), f"{loss.item()} against {expected}"
     loss.backward()
     pull = output.grad.abs().sum(dim=(1, 2, 3))
     assert pull[2] > pull[1] > pull[0], f"pooled: the sharp patch with the largest error pulls hardest: {pull}"
@@ -220,7 +220,7 @@ def test_the_per_group_loss_pools_each_group_and_weighs_it_by_its_share() -> Non
     assert output.grad.abs().sum(dim=(1, 2, 3))[0] > output.grad.abs().sum(dim=(1, 2, 3))[2], "per patch: the reverse"
     all_sharp = loss_fn(output, target, torch.zeros(4, dtype=torch.bool))
     pooled = math.log(float((levels**2).mean()))
-    assert float(all_sharp) == pytest.approx(pooled, rel=1e-5), "no soft patch: log(MSE) over the batch"
+    assert all_sharp.item() == pytest.approx(pooled, rel=1e-5), "no soft patch: log(MSE) over the batch"
 
 
 def test_the_per_patch_floor_weighs_nearly_right_patches_less() -> None:
