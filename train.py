@@ -149,10 +149,8 @@ def loss_function(recipe: Recipe) -> Loss:
     recipe's floor."""
     if recipe.loss == "log_mse_per_group":
         return functools.partial(log_mse_per_group, floor=recipe.patch_mse_floor)
-    if recipe.loss == "log_mse_per_patch":
-        per_patch = functools.partial(log_mse_per_patch, floor=recipe.patch_mse_floor)
-        return lambda output, target, soft: per_patch(output, target)
-    plain = LOSSES[recipe.loss]
+    plain = (functools.partial(log_mse_per_patch, floor=recipe.patch_mse_floor)
+             if recipe.loss == "log_mse_per_patch" else LOSSES[recipe.loss])
     return lambda output, target, soft: plain(output, target)
 
 
@@ -259,12 +257,6 @@ def psnr_per_factor(model: sd.SuperResolutionNet, photos: list[torch.Tensor],
             values.append(data.psnr_y(hr, model(lr, factor.tensor()), factor))
         result[factor.tag] = float(np.mean(values))
     return result
-
-
-def validate(model: sd.SuperResolutionNet, photos: list[torch.Tensor],
-             factors: tuple[str, ...] = data.EVAL_FACTORS) -> float:
-    """Mean Y-PSNR (dB) of the model, in float32 on the CPU, over the validation photos at `factors`."""
-    return float(np.mean(list(psnr_per_factor(model, photos, factors).values())))
 
 
 def validation_factors(recipe: Recipe) -> tuple[str, ...]:
@@ -374,7 +366,7 @@ def train(
         sharp = psnr_per_factor(cpu_model, val_set, val_factors)
         soft = psnr_per_factor(cpu_model, soft_set, ("2",))["2"]
         detail.append({"step": step} | {f"x{tag}": v for tag, v in sharp.items()} | {"soft x2": soft})
-        return float(np.mean(list(sharp.values()))), soft  # validate()'s figure: the mean over photos and factors
+        return float(np.mean(list(sharp.values()))), soft  # the validation PSNR: the mean over factors and photos
 
     detail: list[dict[str, float]] = []
     initial_psnr, initial_soft = evaluate_now(0)  # the identity: bicubic's PSNRs
