@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 import srcnn.startup  # noqa: F401, I001 - first: a signal while the libraries load exits quietly
@@ -139,6 +140,9 @@ class Recipe:
     full_context: bool = False  # the input crop is `patch` plus the model's halo on each side, so every output
     # pixel in the loss sees real pixels only; False: a `patch` crop, whose outer 6 pixels see conv zero padding
     photos: tuple[str, ...] = field(default=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS)
+    # validate and keep an exponential moving average of the weights (each step: average += (1 - decay) *
+    # (weights - average)), which smooths the noise of small batches; 0: the weights themselves
+    ema_decay: float = 0.0
 
 
 RECIPE = Recipe()
@@ -359,10 +363,14 @@ def train(
     # channels_last: oneDNN's and cuDNN's fast layout for these convolutions (docs/training.md: 1.7x on the CPU)
     model.to(where, memory_format=torch.channels_last)
     refine = torch.compile(model.refine) if compile_model else model.refine  # one input shape: compiled once
+    # what is validated and kept: the model, or the average of its weights (a copy, updated after each step)
+    average = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay)) if recipe.ema_decay
+               else None)
+    kept = model if average is None else average.module
 
     def evaluate_now(step: int) -> tuple[float, float]:  # float32 on the CPU, whatever trains: comparable figures
         """(validation PSNR, soft x2 PSNR), both recorded in `detail`."""
-        cpu_model = copy.deepcopy(model).float().to("cpu", memory_format=torch.contiguous_format).eval()
+        cpu_model = copy.deepcopy(kept).float().to("cpu", memory_format=torch.contiguous_format).eval()
         sharp = psnr_per_factor(cpu_model, val_set, val_factors)
         soft = psnr_per_factor(cpu_model, soft_set, ("2",))["2"]
         detail.append({"step": step} | {f"x{tag}": v for tag, v in sharp.items()} | {"soft x2": soft})
@@ -372,7 +380,7 @@ def train(
     initial_psnr, initial_soft = evaluate_now(0)  # the identity: bicubic's PSNRs
     best_psnr = initial_psnr
     best_step, start, history = 0, time.perf_counter(), [(0, initial_psnr)]
-    best_state = cpu_state(model)
+    best_state = cpu_state(kept)
     log.info("validation Y-PSNR at the start (bicubic): %.3f dB; forward pass in %s on %s", initial_psnr,
              "float32" if half is None else "bfloat16", where)
     bar = tqdm(range(1, steps + 1), desc="train", disable=not progress, dynamic_ncols=True, file=sys.stderr)
@@ -382,12 +390,14 @@ def train(
         inputs, targets = (t.to(where, memory_format=torch.channels_last) for t in (inputs, targets))
         loss = train_step(refine, optimizer, inputs, targets, soft.to(where), loss_fn, half)
         schedule.step()
+        if average is not None:
+            average.update_parameters(model)
         if step % validate_every == 0 or step == steps:
             psnr, soft_psnr = evaluate_now(step)
             history.append((step, psnr))
             if psnr > best_psnr and initial_soft - soft_psnr <= max_soft_loss:
                 best_psnr, best_step = psnr, step
-                best_state = cpu_state(model)
+                best_state = cpu_state(kept)
             bar.set_postfix(loss=f"{loss.item():.2e}", val_psnr=f"{psnr:.3f}", best=f"{best_psnr:.3f}@{best_step}")
             log.debug("step %d: validation Y-PSNR %.3f dB", step, psnr)
     save_state_dict(best_state, out)  # atomically: an interrupted run leaves `out` as it was

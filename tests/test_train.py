@@ -258,6 +258,47 @@ def test_a_few_training_steps_are_reproducible(tmp_path, full_context) -> None:
     assert result_model.conv1.weight.shape == start.conv1.weight.shape
 
 
+def test_the_average_of_the_weights_is_validated_and_kept(tmp_path, monkeypatch) -> None:
+    """With Recipe.ema_decay, the validation and the kept state dict are the moving average of the weights after
+    each step (the first step's weights, then average + (1 - decay) * (weights - average)), not the last weights."""
+    after_each_step: list[dict[str, torch.Tensor]] = []
+    real_step = train.train_step
+
+    def step_and_record(refine, *args, **kwargs):  # refine is the trained model's bound method
+        loss = real_step(refine, *args, **kwargs)
+        after_each_step.append(train.cpu_state(refine.__self__))
+        return loss
+
+    real_psnr, calls = train.psnr_per_factor, []
+
+    def start_low(model, photos, factors=data.EVAL_FACTORS):  # the start scores 100 dB less, so step 3 is kept
+        calls.append(factors)
+        return {tag: v - 100 * (len(calls) == 1) for tag, v in real_psnr(model, photos, factors).items()}
+
+    monkeypatch.setattr(train, "train_step", step_and_record)
+    monkeypatch.setattr(train, "psnr_per_factor", start_low)
+    decay = 0.5
+    result = train.train(steps=3, out=tmp_path / "w.pth", recipe=dataclasses.replace(TINY, ema_decay=decay),
+                         validation_photos=("microaneurysms",), validate_every=3, progress=False,
+                         max_soft_loss=math.inf)
+    expected = dict(after_each_step[0])
+    for state in after_each_step[1:]:
+        expected = {k: decay * v + (1 - decay) * state[k] for k, v in expected.items()}
+    models = {}
+    for name, state in (("average", expected), ("last", after_each_step[-1])):
+        models[name] = sd.SuperResolutionNet().eval()
+        models[name].load_state_dict(state)
+    photos = [data.load_photo_tensor("microaneurysms")]
+    averaged, last = (np.mean(list(real_psnr(m, photos).values())) for m in models.values())
+    recorded = result.history[-1][1]
+    assert recorded == pytest.approx(averaged, abs=1e-4), f"validated {recorded}, average {averaged}, last {last}"
+    assert abs(averaged - last) > 1e-3, f"the test cannot tell the two apart: average {averaged}, last {last}"
+    assert result.best_step == 3, f"{result.history}"
+    kept = torch.load(tmp_path / "w.pth", weights_only=True)
+    for key, value in expected.items():
+        torch.testing.assert_close(kept[key], value, msg=lambda m, k=key: f"{k}: {m}")
+
+
 def test_no_checkpoint_that_loses_too_much_on_the_soft_case_is_kept(tmp_path, monkeypatch) -> None:
     """The validation PSNR rises at every validation, but the one at step 4 loses 1.5 dB on the soft case: with
     the default limit (data.SOFT_LOSS_LIMIT) the step-2 checkpoint is kept; with no limit, step 4's."""

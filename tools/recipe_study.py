@@ -80,6 +80,7 @@ VARIANTS = {
     "x3 only": dataclasses.replace(train.RECIPE, factors=(3.0,)),
     "no soft patches": dataclasses.replace(train.RECIPE, soft_fraction=0.0),  # what the soft case costs
     "log(MSE) per group": dataclasses.replace(train.RECIPE, loss="log_mse_per_group"),
+    "weight average (EMA 0.999)": dataclasses.replace(train.RECIPE, ema_decay=0.999),
 }
 # Batches of fewer 64-px patches (16, 8 or 4) take 2, 4 or 8 times --steps, so as to see as many patches
 STEP_SCALE = {name: PREVIOUS.batch_size // recipe.batch_size for name, recipe in VARIANTS.items()
