@@ -13,19 +13,18 @@ from srcnn import data, runtime, tiling, weights
 
 SWEEP = [f"{2 + q / 4:g}" for q in range(9)] + ["2.1", "3.3"]  # [2, 4] in quarter steps, and two off the grid
 
-# Mean Y-PSNR gains over bicubic on the validation photos that the shipped weights must keep (dB): the measured
-# gains (python evaluate.py: x2 +0.61, x3 +0.66, x4 +0.29) less 0.05 dB, so retrained or edited weights that lose
-# quality fail here. They are below the targets of docs/training.md (+1.0 / +1.1 / +0.8), which these weights do
-# not reach: docs/training.md says where the gains stopped.
+# Mean Y-PSNR gains over bicubic on the validation photos that the shipped weights must keep (dB). They were set at
+# the measured gains less 0.05 dB for the weights before these (python evaluate.py: x2 +0.61, x3 +0.66, x4 +0.29), so
+# retrained or edited weights that lose quality fail here; they are kept, not lowered, for the shipped weights
+# (+0.62, +0.64, +0.27: the same training, a moving average of its weights, docs/training.md's seventh round). They
+# are below the targets of docs/training.md (+1.0 / +1.1 / +0.8), which these weights do not reach: docs/training.md
+# says where the gains stopped.
 GAIN_FLOORS = {"2": 0.56, "3": 0.61, "4": 0.24}
 # The soft case at x2. The mean's floor is the project's target, a loss of at most data.SOFT_LOSS_LIMIT (1 dB), which
-# train.py's checkpoint choice also holds to (measured: -0.98 dB, a margin of 0.02 dB; not the measured figure less
-# 0.05 dB, as the others are, which would fall outside the target). The worst image's floor is its measured gain
-# (-1.93 dB, astronaut) less 0.05 dB. It was -1.68 dB for the weights before these: the longer default run sharpens
-# more, and its +0.05 to +0.08 dB at x2 to x3 (+0.01 at x4) cost the soft astronaut 0.3 dB (docs/training.md, the
-# full-run table).
+# train.py's checkpoint choice also holds to (measured: -0.81 dB). The worst image's floor is its measured gain
+# (-1.72 dB, astronaut) less 0.05 dB; it was -1.98 for the weights before these, which lost 1.93 dB there.
 SOFT_MEAN_FLOOR = -data.SOFT_LOSS_LIMIT
-SOFT_FLOOR = -1.98
+SOFT_FLOOR = -1.77
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,7 @@ PREVIOUS = train.Recipe(loss="log_mse", patch_mse_floor=HALF_LEVEL**2, last_laye
                         batch_size=32, mix_factors=False, min_rescale=1.0, soft_fraction=0.0,
                         photos=data.TRAINING_PHOTOS)  # the recipe before
 SHIPPED_BEFORE = dataclasses.replace(PREVIOUS, soft_fraction=0.25, photos=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS)
+BEFORE_AVERAGE = dataclasses.replace(train.RECIPE, ema_decay=0.0)  # the weights themselves validated and kept
 VARIANTS = {
     "baseline": PREVIOUS,
     "last-layer lr x0.1": dataclasses.replace(PREVIOUS, last_layer_lr_scale=0.1),
@@ -71,16 +72,17 @@ VARIANTS = {
         SHIPPED_BEFORE, batch_size=8, loss="log_mse_per_patch", patch_mse_floor=(2 / 255) ** 2),
     "batch 8, 4x the steps, log(MSE) per patch, floor 1 level": dataclasses.replace(
         SHIPPED_BEFORE, batch_size=8, loss="log_mse_per_patch", patch_mse_floor=(1 / 255) ** 2),
-    "shipped recipe": train.RECIPE,  # batch 8, 4x the steps, log(MSE) per patch, floor half a level
-    "soft patches up to x2.5 only": dataclasses.replace(train.RECIPE, soft_max_factor=2.5),
-    "soft blur 0.5-1.25 px": dataclasses.replace(train.RECIPE, soft_sigmas=(0.5, 1.25)),
-    "textured patches (std 0.06)": dataclasses.replace(train.RECIPE, min_patch_std=0.06),
-    "batch 4, 8x the steps": dataclasses.replace(train.RECIPE, batch_size=4),
-    "x4 only": dataclasses.replace(train.RECIPE, factors=(4.0,)),  # what one model shared by all factors costs x4
-    "x3 only": dataclasses.replace(train.RECIPE, factors=(3.0,)),
-    "no soft patches": dataclasses.replace(train.RECIPE, soft_fraction=0.0),  # what the soft case costs
-    "log(MSE) per group": dataclasses.replace(train.RECIPE, loss="log_mse_per_group"),
-    "weight average (EMA 0.999)": dataclasses.replace(train.RECIPE, ema_decay=0.999),
+    # batch 8, 4x the steps, log(MSE) per patch, floor half a level: the "shipped recipe" of rounds three to six
+    "recipe before the weight average": BEFORE_AVERAGE,
+    "soft patches up to x2.5 only": dataclasses.replace(BEFORE_AVERAGE, soft_max_factor=2.5),
+    "soft blur 0.5-1.25 px": dataclasses.replace(BEFORE_AVERAGE, soft_sigmas=(0.5, 1.25)),
+    "textured patches (std 0.06)": dataclasses.replace(BEFORE_AVERAGE, min_patch_std=0.06),
+    "batch 4, 8x the steps": dataclasses.replace(BEFORE_AVERAGE, batch_size=4),
+    "x4 only": dataclasses.replace(BEFORE_AVERAGE, factors=(4.0,)),  # what one model shared by all factors costs x4
+    "x3 only": dataclasses.replace(BEFORE_AVERAGE, factors=(3.0,)),
+    "no soft patches": dataclasses.replace(BEFORE_AVERAGE, soft_fraction=0.0),  # what the soft case costs
+    "log(MSE) per group": dataclasses.replace(BEFORE_AVERAGE, loss="log_mse_per_group"),
+    "shipped recipe (weight average, EMA 0.999)": train.RECIPE,
 }
 # Batches of fewer 64-px patches (16, 8 or 4) take 2, 4 or 8 times --steps, so as to see as many patches
 STEP_SCALE = {name: PREVIOUS.batch_size // recipe.batch_size for name, recipe in VARIANTS.items()
