@@ -143,9 +143,10 @@ class Recipe:
     # pixel in the loss sees real pixels only; False: a `patch` crop, whose outer 6 pixels see conv zero padding
     photos: tuple[str, ...] = field(default=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS)
     # validate and keep an exponential moving average of the weights (each step: average += (1 - decay) *
-    # (weights - average)); 0: the weights themselves. Steps of 8 patches are noisy: the weights' soft case swings by
-    # up to 1.8 dB between checkpoints, the average's by 0.2 at most (docs/training.md, the seventh round).
-    # 0.999 averages about the last 1,000 steps, a lag that costs nothing once the curve has flattened.
+    # (weights - average)); 0: the weights themselves. Steps of 8 patches are noisy: from step 20,000 of the default
+    # run on, the weights' soft case swings by up to 1.8 dB between checkpoints, the average's by 0.2 at most
+    # (docs/training.md, the seventh round). 0.999 averages about the last 1,000 steps: a lag that costs nothing once
+    # the curve has flattened, but holds back a short run whose curve still rises steeply.
     ema_decay: float = 0.999
 
 
@@ -346,9 +347,10 @@ def train(
     """Train from the identity and write the best state dict to `out` when done: the best validation PSNR among
     the checkpoints that lose at most `max_soft_loss` dB on the soft case at x2 (the identity, at step 0, loses none).
 
-    The soft case swings by a decibel or more between checkpoints a few thousand steps apart, where the sharp gain
-    moves by hundredths (docs/training.md, the sixth round), so the choice keeps the project's soft target at little
-    cost; math.inf chooses by the sharp gain alone.
+    Validated and kept are the weights' moving average (recipe.ema_decay) or, with 0, the weights themselves. The
+    weights' soft case swings by a decibel or more between checkpoints a few thousand steps apart, where the sharp gain
+    moves by hundredths (docs/training.md, the sixth round), and even the average's moves by tenths, so the choice
+    keeps the project's soft target at little cost; math.inf chooses by the sharp gain alone.
     """
     torch.manual_seed(seed)
     where = torch.device(device)
@@ -444,6 +446,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where the best state dict goes (default: %(default)s; the shipped weights are"
                         f" {sd.DEFAULT_WEIGHTS.relative_to(sd.DEFAULT_IMAGE.parent)}, replaced only if named here)")
     parser.add_argument("--seed", type=int, default=sd.SEED, help="0 or more (default: %(default)s)")
+    parser.add_argument("--ema-decay", type=float, default=RECIPE.ema_decay, metavar="D",
+                        help="validate and keep a moving average of the weights, from 0 (the weights themselves: better"
+                        " for a short run, which the average lags) to below 1 (default: %(default)s)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="(default: %(default)s)")
     parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="of the forward pass; auto: bfloat16 where the CPU (AMX, AVX512-BF16) or GPU computes it"
@@ -460,6 +465,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--batch-size {args.batch_size}: must be from 1 to {MAX_BATCH_SIZE}")
     if args.seed < 0:
         parser.error(f"--seed {args.seed}: must be 0 or more")
+    if not 0 <= args.ema_decay < 1:  # also refuses nan
+        parser.error(f"--ema-decay {args.ema_decay}: must be from 0 to below 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device cuda: PyTorch {torch.__version__} sees no CUDA GPU")
     return args
@@ -474,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         check_output_file(args.out, "--out", suffixes=WEIGHTS_SUFFIXES)  # fail now, not after an hour of training
         if args.history:
             check_output_file(args.history, "--history", [args.out], suffixes=(".json",))
-        recipe = dataclasses.replace(RECIPE, batch_size=args.batch_size)
+        recipe = dataclasses.replace(RECIPE, batch_size=args.batch_size, ema_decay=args.ema_decay)
         log.info("training on %d photos, validating on %s; torch threads: %d", len(recipe.photos),
                  ", ".join(data.VALIDATION_PHOTOS), torch.get_num_threads())
         result = train(steps=args.steps, out=args.out, recipe=recipe, seed=args.seed, device=args.device,

@@ -242,9 +242,10 @@ def test_the_per_patch_floor_weighs_nearly_right_patches_less() -> None:
 TINY = dataclasses.replace(train.RECIPE, batch_size=4, patch=32, photos=("coins",))  # a few seconds of training
 
 
+@pytest.mark.parametrize("ema_decay", [0.0, train.RECIPE.ema_decay], ids=["weights", "their average"])
 @pytest.mark.parametrize("full_context", [False, True], ids=["padded context", "full context"])
-def test_a_few_training_steps_are_reproducible(tmp_path, full_context) -> None:
-    runs, recipe = [], dataclasses.replace(TINY, full_context=full_context)
+def test_a_few_training_steps_are_reproducible(tmp_path, full_context, ema_decay) -> None:
+    runs, recipe = [], dataclasses.replace(TINY, full_context=full_context, ema_decay=ema_decay)
     for name in ("a.pth", "b.pth"):
         result = train.train(steps=6, out=tmp_path / name, recipe=recipe, validation_photos=("microaneurysms",),
                              validate_every=3, progress=False)
@@ -260,7 +261,8 @@ def test_a_few_training_steps_are_reproducible(tmp_path, full_context) -> None:
 
 def test_the_average_of_the_weights_is_validated_and_kept(tmp_path, monkeypatch) -> None:
     """With Recipe.ema_decay, the validation and the kept state dict are the moving average of the weights after
-    each step (the first step's weights, then average + (1 - decay) * (weights - average)), not the last weights."""
+    each step (the first step's weights, then average + (1 - decay) * (weights - average)), not the last weights;
+    and the weights train as they do without it (same seed, same steps)."""
     after_each_step: list[dict[str, torch.Tensor]] = []
     real_step = train.train_step
 
@@ -277,7 +279,7 @@ def test_the_average_of_the_weights_is_validated_and_kept(tmp_path, monkeypatch)
 
     monkeypatch.setattr(train, "train_step", step_and_record)
     monkeypatch.setattr(train, "psnr_per_factor", start_low)
-    decay = 0.5
+    decay = 0.75  # not 0.5, so that decay and 1 - decay swapped would fail
     result = train.train(steps=3, out=tmp_path / "w.pth", recipe=dataclasses.replace(TINY, ema_decay=decay),
                          validation_photos=("microaneurysms",), validate_every=3, progress=False,
                          max_soft_loss=math.inf)
@@ -297,6 +299,12 @@ def test_the_average_of_the_weights_is_validated_and_kept(tmp_path, monkeypatch)
     kept = torch.load(tmp_path / "w.pth", weights_only=True)
     for key, value in expected.items():
         torch.testing.assert_close(kept[key], value, msg=lambda m, k=key: f"{k}: {m}")
+    averaged_run, after_each_step[:] = list(after_each_step), []
+    train.train(steps=3, out=tmp_path / "plain.pth", recipe=dataclasses.replace(TINY, ema_decay=0.0),
+                validation_photos=("microaneurysms",), validate_every=3, progress=False)
+    for step, (with_average, plain) in enumerate(zip(averaged_run, after_each_step, strict=True), start=1):
+        for key in plain:
+            assert torch.equal(with_average[key], plain[key]), f"step {step}, {key}: the average changed the training"
 
 
 def test_no_checkpoint_that_loses_too_much_on_the_soft_case_is_kept(tmp_path, monkeypatch) -> None:
@@ -359,8 +367,10 @@ def test_history_records_the_run(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(train, "RECIPE", TINY)
     monkeypatch.setattr(train.train, "__kwdefaults__", {**train.train.__kwdefaults__, "validate_every": 2,
                                                         "progress": False, "validation_photos": ("microaneurysms",)})
-    assert train.main(["--steps", "4", "--batch-size", "2", "--out", str(out), "--history", str(history)]) == 0
+    assert train.main(["--steps", "4", "--batch-size", "2", "--ema-decay", "0.5", "--out", str(out),
+                       "--history", str(history)]) == 0
     record = json.loads(history.read_text())
+    assert record["recipe"]["ema_decay"] == 0.5, f"{record['recipe']}"
     assert [s for s, _ in record["history"]] == [0, 2, 4] and record["steps"] == 4, f"{record}"
     assert record["recipe"]["batch_size"] == 2 and record["recipe"]["photos"] == ["coins"], f"{record['recipe']}"
     assert record["device"] and record["precision"] in ("float32", "bfloat16") and record["minutes"] >= 0

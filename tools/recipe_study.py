@@ -40,7 +40,7 @@ OUT = Path("outputs") / "study"
 HALF_LEVEL = 0.5 / 255  # the per-patch floor of the first studies (the square root of a mean squared error)
 PREVIOUS = train.Recipe(loss="log_mse", patch_mse_floor=HALF_LEVEL**2, last_layer_lr_scale=1.0, patch=64,
                         batch_size=32, mix_factors=False, min_rescale=1.0, soft_fraction=0.0,
-                        photos=data.TRAINING_PHOTOS)  # the recipe before
+                        photos=data.TRAINING_PHOTOS, ema_decay=0.0)  # the recipe before; its weights validated
 SHIPPED_BEFORE = dataclasses.replace(PREVIOUS, soft_fraction=0.25, photos=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS)
 BEFORE_AVERAGE = dataclasses.replace(train.RECIPE, ema_decay=0.0)  # the weights themselves validated and kept
 VARIANTS = {
