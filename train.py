@@ -57,6 +57,7 @@ STEPS = 54_000  # the default run: 45 to 55 minutes on a 2-core CPU (docs/traini
 MAX_BATCH_SIZE = 4096  # 64x64 patches: about 2 GB of activations at this size; beyond it, memory runs out
 LEARNING_RATE = 3e-4  # Adam, cosine-decayed to LEARNING_RATE * FINAL_LR_FRACTION; 1e-3 was no better at 3,000 steps
 FINAL_LR_FRACTION = 0.01
+MAX_LEARNING_RATE = 0.1  # --learning-rate: far above any that trains this model; beyond it, a typo
 FACTOR_CHOICES = tuple(q / 4 for q in range(8, 17))  # 2, 2.25, ..., 4: quarter steps keep 4k * factor whole
 MARGIN = 8  # high-resolution pixels cut beyond the crop on each side, so no crop sees its patch's own border
 MIN_PATCH_STD = 0.03  # a random patch this flat (sky, background) is redrawn, at most MAX_DRAWS times
@@ -426,6 +427,7 @@ def write_history(path: Path, args: argparse.Namespace, recipe: Recipe, result: 
     """The run's record: what trained, on what, for how long, and its validation PSNR per step."""
     record = {
         "command": "python train.py " + " ".join(sys.argv[1:]), "steps": args.steps, "seed": args.seed,
+        "learning_rate": args.learning_rate,
         "recipe": dataclasses.asdict(recipe), "device": machine_name(args.device), "threads": torch.get_num_threads(),
         "precision": result.precision, "torch": torch.__version__, "minutes": round(result.seconds / 60, 1),
         "best_step": result.best_step, "best_psnr": result.best_psnr, "initial_psnr": result.initial_psnr,
@@ -446,6 +448,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where the best state dict goes (default: %(default)s; the shipped weights are"
                         f" {sd.DEFAULT_WEIGHTS.relative_to(sd.DEFAULT_IMAGE.parent)}, replaced only if named here)")
     parser.add_argument("--seed", type=int, default=sd.SEED, help="0 or more (default: %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, metavar="LR",
+                        help="Adam's at the start, cosine-decayed to a hundredth; above 0, at most 0.1 (default:"
+                        " %(default)s)")
     parser.add_argument("--ema-decay", type=float, default=RECIPE.ema_decay, metavar="D",
                         help="validate and keep a moving average of the weights, from 0 (the weights themselves: better"
                         " for a short run, which the average lags) to below 1 (default: %(default)s)")
@@ -465,6 +470,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--batch-size {args.batch_size}: must be from 1 to {MAX_BATCH_SIZE}")
     if args.seed < 0:
         parser.error(f"--seed {args.seed}: must be 0 or more")
+    if not 0 < args.learning_rate <= MAX_LEARNING_RATE:  # also refuses nan
+        parser.error(f"--learning-rate {args.learning_rate}: must be above 0 and at most {MAX_LEARNING_RATE}")
     if not 0 <= args.ema_decay < 1:  # also refuses nan
         parser.error(f"--ema-decay {args.ema_decay}: must be from 0 to below 1")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -484,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
         recipe = dataclasses.replace(RECIPE, batch_size=args.batch_size, ema_decay=args.ema_decay)
         log.info("training on %d photos, validating on %s; torch threads: %d", len(recipe.photos),
                  ", ".join(data.VALIDATION_PHOTOS), torch.get_num_threads())
-        result = train(steps=args.steps, out=args.out, recipe=recipe, seed=args.seed, device=args.device,
+        result = train(steps=args.steps, out=args.out, recipe=recipe, seed=args.seed,
+                       learning_rate=args.learning_rate, device=args.device,
                        precision=args.precision, compile_model=args.compile)
         log.info("best validation Y-PSNR %.3f dB at step %d (bicubic %.3f dB, gain %+.3f dB); %.1f min; wrote %s",
                  result.best_psnr, result.best_step, result.initial_psnr, result.best_psnr - result.initial_psnr,

@@ -304,6 +304,8 @@ def run_program(program: str, *args: str, cwd: Path) -> subprocess.CompletedProc
     (["--batch-size", "0"], "--batch-size 0: must be from 1"),
     (["--batch-size", "100000"], "--batch-size 100000: must be from 1"),
     (["--seed", "-1"], "--seed -1: must be 0 or more"),
+    (["--learning-rate", "0"], "--learning-rate 0.0: must be above 0 and at most 0.1"),
+    (["--learning-rate", "inf"], "--learning-rate inf: must be above 0 and at most 0.1"),
     (["--ema-decay", "1"], "--ema-decay 1.0: must be from 0 to below 1"),
     (["--ema-decay", "nan"], "--ema-decay nan: must be from 0 to below 1"),
     (["--out", "."], "is a folder"),

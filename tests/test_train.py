@@ -371,6 +371,7 @@ def test_history_records_the_run(tmp_path, monkeypatch) -> None:
                        "--history", str(history)]) == 0
     record = json.loads(history.read_text())
     assert record["recipe"]["ema_decay"] == 0.5, f"{record['recipe']}"
+    assert record["learning_rate"] == train.LEARNING_RATE, f"{record['learning_rate']}"
     assert [s for s, _ in record["history"]] == [0, 2, 4] and record["steps"] == 4, f"{record}"
     assert record["recipe"]["batch_size"] == 2 and record["recipe"]["photos"] == ["coins"], f"{record['recipe']}"
     assert record["device"] and record["precision"] in ("float32", "bfloat16") and record["minutes"] >= 0
