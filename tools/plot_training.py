@@ -3,7 +3,8 @@
     python tools/plot_training.py weights/training_history.json --out docs/training_curve.png
     python tools/plot_training.py outputs/study/*.json --out /tmp/study.png   # the recipe study's runs, overlaid
 
-The gain is the mean over the validation photos and factors of train.psnr_per_factor(), less the identity start's (bicubic).
+The gain is the mean over the validation photos and factors of train.psnr_per_factor(), less the identity start's
+(bicubic).
 Records that keep each validation's detail (train.py's since the soft case was recorded) get a second panel: the
 gain at each factor and on the soft case (evaluate.py's, at x2), where sharpening one costs the other.
 Every record is read and checked, and --out with it, before anything is drawn; the PNG is written whole or not at all.
