@@ -149,6 +149,10 @@ class Recipe:
     # (docs/training.md, the seventh round). 0.999 averages about the last 1,000 steps: a lag that costs nothing once
     # the curve has flattened, but holds back a short run whose curve still rises steeply.
     ema_decay: float = 0.999
+    # the loss on the BT.601 luma of output and target (what PSNR(Y) measures; the SRCNN paper's one-channel network
+    # trains on Y), not on the three channels: colour then costs nothing and drifts until it clips (docs/training.md,
+    # the ninth round), so off
+    luma_loss: bool = False
 
 
 RECIPE = Recipe()
@@ -158,10 +162,21 @@ def loss_function(recipe: Recipe) -> Loss:
     """The recipe's loss as (output, target, soft) -> scalar; the log(MSE)-per-patch and -per-group ones with the
     recipe's floor."""
     if recipe.loss == "log_mse_per_group":
-        return functools.partial(log_mse_per_group, floor=recipe.patch_mse_floor)
-    plain = (functools.partial(log_mse_per_patch, floor=recipe.patch_mse_floor)
-             if recipe.loss == "log_mse_per_patch" else LOSSES[recipe.loss])
-    return lambda output, target, soft: plain(output, target)
+        on_channels: Loss = functools.partial(log_mse_per_group, floor=recipe.patch_mse_floor)
+    else:
+        plain = (functools.partial(log_mse_per_patch, floor=recipe.patch_mse_floor)
+                 if recipe.loss == "log_mse_per_patch" else LOSSES[recipe.loss])
+        on_channels = lambda output, target, soft: plain(output, target)  # noqa: E731
+    if not recipe.luma_loss:
+        return on_channels
+    return lambda output, target, soft: on_channels(luma(output), luma(target), soft)
+
+
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] -> (N, 1, H, W) BT.601 luma, 0-255 scale divided by 255 (no offset: the losses
+    see differences), so an 8-bit level is 1/255 in it as in each channel and the patch floor means the same."""
+    weights = images.new_tensor(data.BT601_Y_WEIGHTS).view(1, 3, 1, 1) / data.PIXEL_LEVELS
+    return (images * weights).sum(dim=1, keepdim=True)
 
 
 def identity_init(model: sd.SuperResolutionNet, offset: float = PASS_THROUGH_OFFSET) -> None:

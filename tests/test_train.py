@@ -239,6 +239,26 @@ def test_the_per_patch_floor_weighs_nearly_right_patches_less() -> None:
     assert ratios == sorted(ratios, reverse=True) and ratios[0] > 1 > ratios[-1], f"soft/sharp pull: {ratios}"
 
 
+def test_the_luma_loss_sees_luma_alone() -> None:
+    """Recipe.luma_loss: a grey error counts as 219/255 of itself (BT.601's 16-235 range), one with no luma not at
+    all: colour is free to drift, which is why the option is off (docs/training.md, the ninth round)."""
+    target = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    on_luma = train.loss_function(train.Recipe(luma_loss=True, patch_mse_floor=0.0))
+    on_channels = train.loss_function(train.Recipe(patch_mse_floor=0.0))
+    soft, grey = torch.zeros(2, dtype=torch.bool), torch.full((2, 3, 8, 8), 4 / 255)
+    scale = sum(data.BT601_Y_WEIGHTS) / data.PIXEL_LEVELS
+    expected = on_channels(target + grey * scale, target, soft).item()
+    assert on_luma(target + grey, target, soft).item() == pytest.approx(expected, rel=1e-5)
+    red, green = torch.tensor(data.BT601_Y_WEIGHTS[:2]) / 255
+    chroma_only = torch.zeros(2, 3, 8, 8)
+    chroma_only[:, 0], chroma_only[:, 1] = 0.05 * green, -0.05 * red  # red up, green down: luma unchanged
+    floor = math.log(train.PATCH_MSE_FLOOR)  # the least either loss can be, with the shipped floor
+    drift = train.loss_function(train.Recipe(luma_loss=True))(target + chroma_only, target, soft).item()
+    assert drift == pytest.approx(floor, abs=1e-3), f"an error with no luma costs nothing: {drift} against {floor}"
+    seen = train.loss_function(train.RECIPE)(target + chroma_only, target, soft).item()
+    assert seen > floor + 4, f"on the channels it is over 50 times the floor: {seen} against {floor}"
+
+
 TINY = dataclasses.replace(train.RECIPE, batch_size=4, patch=32, photos=("coins",))  # a few seconds of training
 
 

@@ -83,6 +83,7 @@ VARIANTS = {
     "no soft patches": dataclasses.replace(BEFORE_AVERAGE, soft_fraction=0.0),  # what the soft case costs
     "log(MSE) per group": dataclasses.replace(BEFORE_AVERAGE, loss="log_mse_per_group"),
     "shipped recipe (weight average, EMA 0.999)": train.RECIPE,
+    "loss on luma": dataclasses.replace(BEFORE_AVERAGE, luma_loss=True),
 }
 # Batches of fewer 64-px patches (16, 8 or 4) take 2, 4 or 8 times --steps, so as to see as many patches
 STEP_SCALE = {name: PREVIOUS.batch_size // recipe.batch_size for name, recipe in VARIANTS.items()
