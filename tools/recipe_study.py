@@ -80,6 +80,7 @@ VARIANTS = {
     "batch 4, 8x the steps": dataclasses.replace(BEFORE_AVERAGE, batch_size=4),
     "x4 only": dataclasses.replace(BEFORE_AVERAGE, factors=(4.0,)),  # what one model shared by all factors costs x4
     "x3 only": dataclasses.replace(BEFORE_AVERAGE, factors=(3.0,)),
+    "x2 only": dataclasses.replace(BEFORE_AVERAGE, factors=(2.0,)),
     "no soft patches": dataclasses.replace(BEFORE_AVERAGE, soft_fraction=0.0),  # what the soft case costs
     "log(MSE) per group": dataclasses.replace(BEFORE_AVERAGE, loss="log_mse_per_group"),
     "shipped recipe (weight average, EMA 0.999)": train.RECIPE,
