@@ -160,23 +160,22 @@ RECIPE = Recipe()
 
 def loss_function(recipe: Recipe) -> Loss:
     """The recipe's loss as (output, target, soft) -> scalar; the log(MSE)-per-patch and -per-group ones with the
-    recipe's floor."""
+    recipe's floor; on BT.601 luma if recipe.luma_loss, else on the three channels."""
     if recipe.loss == "log_mse_per_group":
         on_channels: Loss = functools.partial(log_mse_per_group, floor=recipe.patch_mse_floor)
     else:
         plain = (functools.partial(log_mse_per_patch, floor=recipe.patch_mse_floor)
                  if recipe.loss == "log_mse_per_patch" else LOSSES[recipe.loss])
-        on_channels = lambda output, target, soft: plain(output, target)  # noqa: E731
+
+        def on_channels(output: torch.Tensor, target: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+            return plain(output, target)
     if not recipe.luma_loss:
         return on_channels
-    return lambda output, target, soft: on_channels(luma(output), luma(target), soft)
 
-
-def luma(images: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) RGB in [0, 1] -> (N, 1, H, W) BT.601 luma, 0-255 scale divided by 255 (no offset: the losses
-    see differences), so an 8-bit level is 1/255 in it as in each channel and the patch floor means the same."""
-    weights = images.new_tensor(data.BT601_Y_WEIGHTS).view(1, 3, 1, 1) / data.PIXEL_LEVELS
-    return (images * weights).sum(dim=1, keepdim=True)
+    def on_luma(output: torch.Tensor, target: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+        # divided by 255, so an 8-bit level of luma is 1/255 as in each channel and the patch floor means the same
+        return on_channels(data.luma(output) / data.PIXEL_LEVELS, data.luma(target) / data.PIXEL_LEVELS, soft)
+    return on_luma
 
 
 def identity_init(model: sd.SuperResolutionNet, offset: float = PASS_THROUGH_OFFSET) -> None:

@@ -140,11 +140,16 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(rows, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
 
 
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] -> (N, 1, H, W) BT.601 luma on the 16-235 scale without its offset (0 to 219)."""
+    weights = images.new_tensor(BT601_Y_WEIGHTS).view(1, 3, 1, 1)
+    return (images * weights).sum(dim=1, keepdim=True)
+
+
 def y_channel(image: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) RGB in [0, 1] -> (H, W) float64 luma on the 16-235 scale, from the 8-bit image."""
-    rgb = quantise(image)[0].double().numpy()  # what would be saved: 8-bit levels
-    y = sum(w * rgb[c] for c, w in enumerate(BT601_Y_WEIGHTS)) + BT601_Y_OFFSET
-    return y
+    rgb = quantise(image).double()  # what would be saved: 8-bit levels
+    return (luma(rgb) + BT601_Y_OFFSET)[0, 0].numpy()
 
 
 def crop_border(y: np.ndarray, factor: sd.Factor) -> np.ndarray:

@@ -245,18 +245,33 @@ def test_the_luma_loss_sees_luma_alone() -> None:
     target = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     on_luma = train.loss_function(train.Recipe(luma_loss=True, patch_mse_floor=0.0))
     on_channels = train.loss_function(train.Recipe(patch_mse_floor=0.0))
-    soft, grey = torch.zeros(2, dtype=torch.bool), torch.full((2, 3, 8, 8), 4 / 255)
+    soft, grey = torch.zeros(2, dtype=torch.bool), torch.full((2, 3, 8, 8), 4 / data.PIXEL_LEVELS)
     scale = sum(data.BT601_Y_WEIGHTS) / data.PIXEL_LEVELS
+    seen = on_luma(target + grey, target, soft).item()
     expected = on_channels(target + grey * scale, target, soft).item()
-    assert on_luma(target + grey, target, soft).item() == pytest.approx(expected, rel=1e-5)
-    red, green = torch.tensor(data.BT601_Y_WEIGHTS[:2]) / 255
+    assert seen == pytest.approx(expected, rel=1e-5), f"a grey error of 4 levels: {seen} against {expected}"
+    red, green = torch.tensor(data.BT601_Y_WEIGHTS[:2]) / data.PIXEL_LEVELS
     chroma_only = torch.zeros(2, 3, 8, 8)
     chroma_only[:, 0], chroma_only[:, 1] = 0.05 * green, -0.05 * red  # red up, green down: luma unchanged
     floor = math.log(train.PATCH_MSE_FLOOR)  # the least either loss can be, with the shipped floor
     drift = train.loss_function(train.Recipe(luma_loss=True))(target + chroma_only, target, soft).item()
     assert drift == pytest.approx(floor, abs=1e-3), f"an error with no luma costs nothing: {drift} against {floor}"
     seen = train.loss_function(train.RECIPE)(target + chroma_only, target, soft).item()
-    assert seen > floor + 4, f"on the channels it is over 50 times the floor: {seen} against {floor}"
+    assert seen > floor + 4, f"on the channels it is over e^4 (about 55) times the floor: {seen} against {floor}"
+
+
+def test_the_luma_loss_keeps_the_soft_patches_apart() -> None:
+    """With the per-group loss, the luma loss still pools the soft and the sharp patches each on their own."""
+    generator = torch.Generator().manual_seed(0)
+    output, target = torch.rand(4, 3, 8, 8, generator=generator), torch.rand(4, 3, 8, 8, generator=generator)
+    soft = torch.tensor([True, False, False, False])
+    on_luma = train.loss_function(train.Recipe(loss="log_mse_per_group", luma_loss=True))
+    scaled = [data.luma(t) / data.PIXEL_LEVELS for t in (output, target)]
+    expected = train.log_mse_per_group(*scaled, soft).item()
+    seen = on_luma(output, target, soft).item()
+    assert seen == pytest.approx(expected, rel=1e-6), f"{seen} against {expected}"
+    pooled = train.log_mse_per_group(*scaled, torch.zeros(4, dtype=torch.bool)).item()
+    assert abs(seen - pooled) > 1e-3, f"the soft mask must matter here: {seen} against {pooled} without it"
 
 
 TINY = dataclasses.replace(train.RECIPE, batch_size=4, patch=32, photos=("coins",))  # a few seconds of training
