@@ -13,7 +13,7 @@ in the same run with the same threads. Every output is compared with PyTorch eag
 
 Configurations:
   PyTorch eager     model(x, factor) under torch.inference_mode(), untiled: the baseline
-  PyTorch tiled     srcnn.tiling.run_torch() as python -m srcnn runs it (tiles for large outputs)
+  PyTorch tiled     srcnn.pytorch.run_torch() as python -m srcnn --check runs it (tiles for large outputs)
   ORT as exported   the exported graph (cubic Resize) in a default ONNX Runtime session, untiled
   ORT               as python -m srcnn runs it: Resize rewritten (--ort-resize auto), tiles for large outputs
 """
@@ -41,9 +41,11 @@ import torch
 import srcnn.startup  # noqa: F401, I001 - first: a signal while the libraries load exits quietly
 import srcnn_dynamic as sd
 from srcnn.errors import run_guarded
+from srcnn import graph
 from srcnn.images import read_picture
-from srcnn.runtime import OrtResize, OrtRunner, resize_form
-from srcnn.tiling import choose_tile, model_halo, run_torch
+from srcnn.pytorch import run_torch
+from srcnn.runtime import OrtRunner, resize_form, run_session
+from srcnn.tiling import choose_tile
 from srcnn.weights import load_model
 
 log = logging.getLogger("benchmark")
@@ -100,7 +102,7 @@ class Case:
 
     def image(self) -> np.ndarray:
         """face.png resized to the case's input size: a real photo, the same in every worker. (1, 3, H, W)"""
-        face = read_picture(sd.DEFAULT_IMAGE).rgb[0].permute(1, 2, 0).numpy()  # (256, 256, 3)
+        face = read_picture(sd.DEFAULT_IMAGE).rgb[0].transpose(1, 2, 0)  # (256, 256, 3)
         resized = cv2.resize(face, (self.width, self.height), interpolation=cv2.INTER_CUBIC)
         return np.ascontiguousarray(np.clip(resized, 0.0, 1.0).transpose(2, 0, 1)[None])
 
@@ -174,13 +176,18 @@ def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weig
         if device == "cuda":
             gpu_peak = torch.cuda.max_memory_allocated() / 2**20
     else:
-        resize: OrtResize = "resize" if config == "ort-exported" else "auto"
-        halo = model_halo(sd.SuperResolutionNet())
-        runner = OrtRunner(onnx.load(onnx_path), halo, device, resize=resize, threads=threads)
-        if device == "cuda":
-            form = resize_form(resize, case.height, case.width, case.factor)
-            fn = _io_binding_runner(runner.session(form), image, case.factor)
+        proto = onnx.load(onnx_path)
+        if device == "cuda" or config == "ort-exported":  # the whole graph in one session, untiled
+            form = "resize" if config == "ort-exported" else resize_form("auto", case.height, case.width, case.factor)
+            session = graph.form_session(proto, device, resize=form, threads=threads)
+            if device == "cuda":
+                fn = _io_binding_runner(session, image, case.factor)
+            else:
+                def fn() -> np.ndarray:
+                    return run_session(session, image, case.factor)
         else:
+            runner = OrtRunner(graph.graph_parts(proto), device, threads=threads)
+
             def fn() -> np.ndarray:
                 return runner(image, case.factor, tile)
         idle = peak_rss_mb()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,9 @@ from srcnn import data
 from srcnn.errors import factor_arg, run_guarded
 from srcnn.images import IMAGE_SUFFIXES, image_paths, read_picture, write_image
 from srcnn.plan import check_output_file
+from srcnn.graph import graph_parts
+from srcnn.pytorch import export
 from srcnn.runtime import OrtRunner
-from srcnn.tiling import model_halo
 from srcnn.weights import load_model
 
 log = logging.getLogger("evaluate")
@@ -73,7 +73,7 @@ def load_images(folder: Path | None) -> list[tuple[str, torch.Tensor]]:
         return [(name, data.load_photo_tensor(name)) for name in data.VALIDATION_PHOTOS]
     if not folder.is_dir():
         raise sd.SrcnnError(f"--images {folder}: not a folder")
-    return [(p.name, read_picture(p).rgb) for p in image_paths(folder, option="--images")]
+    return [(p.name, torch.from_numpy(read_picture(p).rgb)) for p in image_paths(folder, option="--images")]
 
 
 def soft_images() -> list[tuple[str, torch.Tensor]]:
@@ -147,7 +147,7 @@ def _zoom(pixels: np.ndarray, box: tuple[slice, slice], zoom: int) -> np.ndarray
 def face_figure(model: sd.SuperResolutionNet, path: Path) -> None:
     """Per factor of FIGURE_FACTORS: the face crop as input, bicubic, SRCNN and original with their Y-PSNR, and
     beneath them the eyes enlarged; the detail's box is outlined on the original."""
-    face = read_picture(sd.DEFAULT_IMAGE).rgb
+    face = torch.from_numpy(read_picture(sd.DEFAULT_IMAGE).rgb)
     rows = []
     for text in FIGURE_FACTORS:
         factor = sd.Factor.parse(text)
@@ -206,10 +206,9 @@ def run(args: argparse.Namespace) -> int:
             except sd.SrcnnError as exc:
                 raise sd.SrcnnError(f"{name}: {exc}") from None
     model = load_model(args.weights)
-    with tempfile.TemporaryDirectory() as tmp:
-        runner = OrtRunner(sd.export_onnx(model, Path(tmp) / "srcnn3.onnx"), model_halo(model))  # as python -m srcnn
-        rows = evaluate(model, runner, images, factors)
-        soft_rows = [] if args.images else evaluate(model, runner, soft_images(), factors)
+    runner = OrtRunner(graph_parts(export(args.weights)))  # the graph as python -m srcnn runs it
+    rows = evaluate(model, runner, images, factors)
+    soft_rows = [] if args.images else evaluate(model, runner, soft_images(), factors)
     if args.figure:
         face_figure(model, args.figure)
     print(format_table(rows, args.per_image))

@@ -46,7 +46,7 @@ from srcnn import data
 from srcnn.errors import run_guarded
 from srcnn.images import atomic_path
 from srcnn.plan import check_output_file
-from srcnn.tiling import model_halo
+from srcnn.pytorch import model_halo
 from srcnn.weights import save_state_dict
 
 log = logging.getLogger("train")

@@ -1,4 +1,4 @@
-"""`python -m srcnn`: upscale images with PyTorch and ONNX Runtime, checked against each other."""
+"""`python -m srcnn`: upscale photos with ONNX Runtime (srcnn.cli)."""
 
 import srcnn.startup  # noqa: F401, I001 - first: a signal while the libraries load exits quietly
 import sys

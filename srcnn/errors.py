@@ -10,12 +10,12 @@ import sys
 from collections.abc import Callable
 from types import FrameType
 
-import srcnn_dynamic as sd
+from srcnn.core import EXIT_CRASH, EXIT_SKIPPED, EXIT_USAGE, Factor, SrcnnError
+
+__all__ = ["EXIT_CRASH", "EXIT_SKIPPED", "exit_code_for", "factor_arg", "is_mistake", "run_guarded"]
 
 log = logging.getLogger("srcnn")
 
-EXIT_SKIPPED = 3  # --image DIR: some images could not be processed (each named); the others were
-EXIT_CRASH = 4  # neither a mistake in the command nor a parity failure: a bug, out of memory, a failing disk
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, `kill`/`timeout`/schedulers, a closed terminal
 
 
@@ -31,6 +31,12 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def is_mistake(exc: BaseException) -> bool:
+    """Whether `exc` is a mistake the user can fix: the product's SrcnnError, or the tutorial's when it is loaded."""
+    tutorial = sys.modules.get("srcnn_dynamic")  # loaded with torch only: exporting, --check, training
+    return isinstance(exc, SrcnnError) or (tutorial is not None and isinstance(exc, tutorial.SrcnnError))
+
+
 def exit_code_for(exc: BaseException) -> int:
     """Report how a command ended in one line on stderr; return its documented exit code."""
     if isinstance(exc, KeyboardInterrupt):  # atomic writes have removed any half-written file on the way out
@@ -40,9 +46,9 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, BrokenPipeError):  # `... | head -1`: the reader has gone; say nothing more to it
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
-    if isinstance(exc, sd.SrcnnError):
+    if is_mistake(exc):
         print(f"error: {exc}", file=sys.stderr)
-        return sd.EXIT_USAGE
+        return EXIT_USAGE
     log.debug("the traceback of the failure:", exc_info=exc)  # shown with -v
     what = "out of memory" if isinstance(exc, MemoryError) else "unexpected failure"
     detail = (str(exc).strip().splitlines() or [""])[0]
@@ -63,9 +69,9 @@ def run_guarded(work: Callable[[], int]) -> int:
         return exit_code_for(exc)
 
 
-def factor_arg(text: str) -> sd.Factor:
+def factor_arg(text: str) -> Factor:
     """argparse type for --factor: a Factor, or argparse's own one-line error."""
     try:
-        return sd.Factor.parse(text)
-    except sd.SrcnnError as exc:
+        return Factor.parse(text)
+    except SrcnnError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None

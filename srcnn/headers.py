@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import srcnn_dynamic as sd
+from srcnn.core import SrcnnError
 
 JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # start-of-frame markers
 EXIF_ORIENTATION_TAG = 0x0112  # values 5 to 8 turn the picture a quarter: the decoded width and height swap
@@ -36,7 +36,7 @@ class ImageHeader:
         return self.channels in (2, 4)
 
 
-class HeaderError(sd.SrcnnError):
+class HeaderError(SrcnnError):
     """A file that is not, or not entirely, an image header this module can read."""
 
 
@@ -105,6 +105,8 @@ def _bmp(head: bytes) -> ImageHeader:
 
 
 def _webp(head: bytes) -> ImageHeader:
+    if len(head) < 30:  # every first chunk's sizes lie within the first 30 bytes
+        raise HeaderError("the header is truncated")
     chunk = head[12:16]
     if chunk == b"VP8X":  # extended: canvas size and an alpha flag
         flags = head[20]
@@ -149,14 +151,14 @@ def _jpeg(file: BinaryIO) -> ImageHeader:
 def read_header(path: Path) -> ImageHeader:
     """The header of the image at `path`; one-line SrcnnError for a special file or anything not read here."""
     if path.exists() and not path.is_file() and not path.is_dir():
-        raise sd.SrcnnError(f"{path} is not a regular file (a device, a FIFO or a socket); give an image file")
+        raise SrcnnError(f"{path} is not a regular file (a device, a FIFO or a socket); give an image file")
     if not path.is_file():
-        raise sd.SrcnnError(f"{path} is a folder, not an image" if path.is_dir() else f"image not found: {path}")
+        raise SrcnnError(f"{path} is a folder, not an image" if path.is_dir() else f"image not found: {path}")
     try:
         with path.open("rb") as file:
             head = file.read(64 * 1024)  # every header read here but JPEG's lies in the first bytes
             if not head:
-                raise sd.SrcnnError(f"cannot read {path} as an image: the file is empty")
+                raise SrcnnError(f"cannot read {path} as an image: the file is empty")
             if head.startswith(b"\x89PNG\r\n\x1a\n"):
                 header = _png(head)
             elif head.startswith(b"\xff\xd8"):
@@ -168,13 +170,13 @@ def read_header(path: Path) -> ImageHeader:
             elif head.startswith(b"RIFF") and head[8:12] == b"WEBP":
                 header = _webp(head)
             else:
-                raise sd.SrcnnError(f"cannot read {path} as an image: PNG, JPEG, BMP, TIFF and WebP are read")
+                raise SrcnnError(f"cannot read {path} as an image: PNG, JPEG, BMP, TIFF and WebP are read")
     except HeaderError as exc:
-        raise sd.SrcnnError(f"cannot read {path} as an image: {exc}") from None
+        raise SrcnnError(f"cannot read {path} as an image: {exc}") from None
     except OSError as exc:
-        raise sd.SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
     if header.width < 1 or header.height < 1:
-        raise sd.SrcnnError(f"{path} declares {header.width}x{header.height} pixels")
+        raise SrcnnError(f"{path} declares {header.width}x{header.height} pixels")
     if header.depth not in (1, 2, 4, 8, 16):
-        raise sd.SrcnnError(f"{path} has {header.depth}-bit samples; 8-bit and 16-bit images are supported")
+        raise SrcnnError(f"{path} has {header.depth}-bit samples; 8-bit and 16-bit images are supported")
     return header

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
+from srcnn.core import MAX_INPUT_PIXELS, SrcnnError  # first: it sets OpenCV's pixel limit before cv2 loads
 
-import srcnn_dynamic as sd
-from srcnn.headers import read_header
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from srcnn.headers import read_header  # noqa: E402
+from srcnn.metadata import Metadata, embed, read_metadata, upright  # noqa: E402
+
+log = logging.getLogger("srcnn")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what --image DIR picks up
 DEPTHS = (np.dtype(np.uint8), np.dtype(np.uint16))  # what files hold and results keep
@@ -24,56 +28,80 @@ DEPTHS = (np.dtype(np.uint8), np.dtype(np.uint16))  # what files hold and result
 class Picture:
     """An image file's pixels as the model takes them, and what it takes to write a result in the same format."""
 
-    rgb: torch.Tensor  # (1, 3, H, W) float32 in [0, 1]; a grey image as three equal channels
-    alpha: torch.Tensor | None  # (1, 1, H, W) float32 in [0, 1], or None
+    rgb: np.ndarray  # (1, 3, H, W) float32 in [0, 1]; a grey image as three equal channels
+    alpha: np.ndarray | None  # (1, 1, H, W) float32 in [0, 1], or None
     grey: bool
     dtype: np.dtype  # uint8 or uint16, as in the file
+    metadata: Metadata = field(default_factory=Metadata)  # EXIF, ICC profile, PNG text: carried to the results
+
+
+def decode_image(path: Path, flags: int) -> np.ndarray:
+    """A file's pixels as OpenCV decodes them with `flags`; one-line SrcnnError when it cannot."""
+    if not path.is_file():  # a FIFO or a device would block the read
+        raise SrcnnError(f"{path} is not an image file" if path.exists() else f"image not found: {path}")
+    try:  # np.fromfile + imdecode also read non-ASCII paths
+        pixels = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flags)
+    except OSError as exc:
+        raise SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except cv2.error:  # an empty file, or one whose header declares over MAX_INPUT_PIXELS: nothing was decoded
+        raise SrcnnError(f"cannot read {path} as an image: empty, or over {MAX_INPUT_PIXELS:,} pixels") from None
+    if pixels is None:
+        raise SrcnnError(f"cannot read {path} as an image (OpenCV could not decode it)")
+    return pixels
+
+
+def to_model_input(pixels: np.ndarray) -> np.ndarray:
+    """(H, W, C) integers (8 or 16 bits), e.g. RGB -> (1, C, H, W) float32 in [0, 1]."""
+    values = pixels.astype(np.float32) / np.iinfo(pixels.dtype).max
+    return np.ascontiguousarray(values.transpose(2, 0, 1))[None]
+
+
+def to_pixels(image: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
+    """(1, C, H, W) float, e.g. RGB -> (H, W, C) integers of `dtype`, clamped to [0, 1] and rounded."""
+    return np.rint(np.clip(image[0].transpose(1, 2, 0), 0.0, 1.0) * np.iinfo(dtype).max).astype(dtype)
 
 
 def read_picture(path: Path) -> Picture:
-    """Read a grey, colour or colour+alpha image of 8 or 16 bits; one-line SrcnnError for anything else.
+    """Read a grey, colour or colour+alpha image of 8 or 16 bits, upright by its EXIF orientation, with its metadata.
 
-    Its header is read first: an image that declares more than sd.MAX_INPUT_PIXELS is refused before decoding.
+    Its header is read first: an image that declares more than MAX_INPUT_PIXELS is refused before decoding.
     """
     header = read_header(path)
-    if header.height * header.width > sd.MAX_INPUT_PIXELS:
-        raise sd.SrcnnError(f"{path} declares {header.height}x{header.width} pixels, over the limit of"
-                            f" {sd.MAX_INPUT_PIXELS:,} for any input")
-    pixels = sd.decode_image(path, cv2.IMREAD_UNCHANGED)  # keeps grey, alpha and 16 bits, but ignores EXIF
-    if pixels.ndim == 2 or pixels.shape[2] != 4:
-        # Without alpha, ANYDEPTH | ANYCOLOR keeps grey and 16 bits and turns the picture upright by its EXIF
-        # orientation (phone photos), as image viewers do. (OpenCV applies EXIF only when it drops alpha.)
-        pixels = sd.decode_image(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    if header.height * header.width > MAX_INPUT_PIXELS:
+        raise SrcnnError(f"{path} declares {header.height}x{header.width} pixels, over the limit of"
+                         f" {MAX_INPUT_PIXELS:,} for any input")
+    metadata = read_metadata(path)
+    # UNCHANGED keeps grey, alpha and 16 bits; the orientation is applied here, the same way for every format
+    # and with or without alpha (OpenCV applies it only to some formats, and never when it keeps alpha).
+    pixels = decode_image(path, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if pixels.ndim == 3 and pixels.shape[2] not in (1, 4):  # CMYK or odd channel counts: as OpenCV's colour
+        pixels = decode_image(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if pixels.dtype not in DEPTHS:
-        raise sd.SrcnnError(f"{path} has {pixels.dtype} pixels; 8-bit and 16-bit images are supported")
+        raise SrcnnError(f"{path} has {pixels.dtype} pixels; 8-bit and 16-bit images are supported")
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     if channels not in (1, 3, 4):
-        raise sd.SrcnnError(f"{path} has {channels} channels; grey, colour and colour+alpha are supported")
+        raise SrcnnError(f"{path} has {channels} channels; grey, colour and colour+alpha are supported")
+    pixels = upright(pixels, metadata.orientation)
     rgb = np.repeat(pixels[:, :, None], 3, axis=2) if channels == 1 else pixels[:, :, 2::-1]  # BGR(A) -> RGB
-    alpha = sd.pixels_to_tensor(pixels[:, :, 3:]) if channels == 4 else None  # (1, 1, H, W)
-    return Picture(sd.pixels_to_tensor(rgb), alpha, channels == 1, pixels.dtype)
-
-
-def upscale_alpha(alpha: torch.Tensor, factor: sd.Factor) -> np.ndarray:
-    """The alpha channel upscaled by the model's own bicubic resize, clamped to [0, 1]: (1, 1, H', W')."""
-    return sd.bicubic_resize(alpha, factor.tensor()).clamp(0.0, 1.0).numpy()
+    alpha = to_model_input(pixels[:, :, 3:]) if channels == 4 else None  # (1, 1, H, W)
+    return Picture(to_model_input(rgb), alpha, channels == 1, pixels.dtype, metadata)
 
 
 def picture_pixels(rgb: np.ndarray, like: Picture, alpha: np.ndarray | None = None) -> np.ndarray:
     """(1, 3, H, W) RGB float result -> the (H, W[, C]) array OpenCV writes, in `like`'s channels and bit depth.
 
     A grey input comes back grey (BT.601 luma of the result: its three channels differ only slightly), an input
-    with alpha gets `alpha` (see upscale_alpha) back, and 16-bit inputs come back 16-bit.
+    with alpha gets `alpha` (upscaled by the same bicubic) back, and 16-bit inputs come back 16-bit.
     """
-    pixels = sd.tensor_to_pixels(rgb, like.dtype.type)  # (H, W, 3) RGB
+    pixels = to_pixels(rgb, like.dtype.type)  # (H, W, 3) RGB
     if like.grey:
         return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
     bgr = pixels[:, :, ::-1]
     if alpha is None:
         return np.ascontiguousarray(bgr)
-    return np.dstack([bgr, sd.tensor_to_pixels(alpha, like.dtype.type)])  # (H, W, 4)
+    return np.dstack([bgr, to_pixels(alpha, like.dtype.type)])  # (H, W, 4)
 
 
 @contextlib.contextmanager
@@ -87,29 +115,51 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_image(path: Path, pixels: np.ndarray) -> None:
-    """Write an (H, W[, C]) OpenCV array (grey, BGR or BGRA) in the format of `path`'s suffix: whole or not at all."""
+def write_image(path: Path, pixels: np.ndarray, metadata: Metadata | None = None) -> None:
+    """Write an (H, W[, C]) OpenCV array (grey, BGR or BGRA) in the format of `path`'s suffix, with `metadata`
+    where the format holds it: whole or not at all."""
     ok, encoded = cv2.imencode(path.suffix or ".png", pixels)
     if not ok:
-        raise sd.SrcnnError(f"OpenCV cannot encode an image as {path.suffix!r} for {path}")
+        raise SrcnnError(f"OpenCV cannot encode an image as {path.suffix!r} for {path}")
+    data = encoded.tobytes()
+    if metadata is not None:
+        data, dropped = embed(data, path.suffix.lower() or ".png", metadata)
+        for what in dropped:
+            log.debug("%s: not kept: %s", path.name, what)
     try:
         with atomic_path(path) as tmp:
-            tmp.write_bytes(encoded.tobytes())
+            tmp.write_bytes(data)
     except OSError as exc:  # a full disk or a read-only folder: nothing half-written is left
-        raise sd.SrcnnError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise SrcnnError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def write_picture(path: Path, rgb: np.ndarray, like: Picture, alpha: np.ndarray | None = None) -> None:
-    """Write a result in the format of `like` (channels, depth) and of `path`'s suffix; whole or not at all."""
-    write_image(path, picture_pixels(rgb, like, alpha))
+    """Write a result in the format of `like` (channels, depth, metadata) and of `path`'s suffix; whole or not at
+    all."""
+    write_image(path, picture_pixels(rgb, like, alpha), like.metadata)
 
 
-def image_paths(image: Path, option: str = "--image") -> list[Path]:
-    """[image] for a file; the images in a folder (by suffix, sorted) for a folder. `option` names it in errors."""
+def image_paths(image: Path, option: str = "--image", *, recursive: bool = False,
+                exclude: Path | None = None) -> list[Path]:
+    """[image] for a file; the images in a folder (by suffix, sorted), and with `recursive` in its sub-folders.
+
+    `exclude` (the results' folder) is never read, nor anything under it: results are not inputs. Links to
+    folders are not followed, so a link loop cannot trap the walk. `option` names the folder in errors.
+    """
     if not image.is_dir():
         return [image]
-    # Special files (a FIFO named photo.png) are listed too, so that they are refused and named, never read.
-    paths = sorted(p for p in image.iterdir() if not p.is_dir() and p.suffix.lower() in IMAGE_SUFFIXES)
+    skip = exclude.resolve() if exclude is not None else None
+    paths = []
+    for folder, subfolders, files in os.walk(image, followlinks=False):
+        if skip is not None and Path(folder).resolve() == skip:
+            subfolders.clear()
+            continue
+        # Special files (a FIFO named photo.png) are listed too, so that they are refused and named, never read.
+        paths += [Path(folder) / name for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+        if not recursive:
+            break
+        subfolders.sort()
     if not paths:
-        raise sd.SrcnnError(f"{option} {image}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return paths
+        where = "or its sub-folders " if recursive else ""
+        raise SrcnnError(f"{option} {image}: the folder {where}holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return sorted(paths)

@@ -8,14 +8,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import srcnn_dynamic as sd
-from srcnn.headers import ImageHeader
+from srcnn.core import MAX_OUTPUT_PIXELS, Factor, SrcnnError, check_output_dir, check_output_size
+from srcnn.headers import ImageHeader, read_header
 from srcnn.images import IMAGE_SUFFIXES
 from srcnn.tiling import DEFAULT_TILE, MAX_TILED_OUTPUT_PIXELS, choose_tile
 
 log = logging.getLogger("srcnn")
 
-RUNTIMES = ("torch", "ort")  # the two results of each image and factor, in file names
+RESULT = "ort"  # the one result of a run: ONNX Runtime's (--check adds PyTorch's, "torch", beside it)
+COMPLETE_ENDINGS = {"PNG": b"IEND\xaeB`\x82", "JPEG": b"\xff\xd9"}  # the last bytes of a whole file
 HOLDS_16_BITS = (".png", ".tif", ".tiff")  # OpenCV writes 16-bit samples in these; JPEG, WebP and BMP keep 8
 HOLDS_ALPHA = (".png", ".tif", ".tiff", ".webp", ".bmp")  # JPEG has no alpha channel
 MAX_SIDE = {".webp": 16383, ".jpg": 65535, ".jpeg": 65535}  # the formats' own limits on a side, in pixels
@@ -26,8 +27,8 @@ class Job:
     """One image at one factor: where its results go and, once its size is known, how it is tiled."""
 
     image: Path
-    factor: sd.Factor
-    results: dict[str, Path]  # runtime ("torch", "ort") -> result path
+    factor: Factor
+    results: dict[str, Path]  # runtime ("ort"; with --check "torch" too) -> result path
     tile: int | None = None  # None: untiled
 
 
@@ -44,14 +45,22 @@ def result_suffix(image: Path, header: ImageHeader) -> str:
     return suffix
 
 
-def plan_image(image: Path, header: ImageHeader, factors: Sequence[sd.Factor], output_dir: Path,
-               tile: int | None) -> list[Job]:
+def result_names(stem: str, factor: Factor, suffix: str, check: bool) -> dict[str, str]:
+    """The file names of an image's results at `factor`: photo_x2.jpg; with --check, photo_torch_2.jpg and
+    photo_ort_2.jpg (PyTorch's and ONNX Runtime's, as the tutorial names them)."""
+    if check:
+        return {runtime: f"{stem}_{runtime}_{factor.tag}{suffix}" for runtime in ("torch", RESULT)}
+    return {RESULT: f"{stem}_x{factor.tag}{suffix}"}
+
+
+def plan_image(image: Path, header: ImageHeader, factors: Sequence[Factor], output_dir: Path,
+               tile: int | None, check: bool = False) -> list[Job]:
     """The image's jobs, one per factor, with their result paths; refuse what its header declares, before decoding.
 
     The header's size is checked both ways round: a camera's orientation tag may turn the decoded picture.
     """
     suffix = result_suffix(image, header)
-    jobs = [Job(image, f, {rt: output_dir / f"{image.stem}_{rt}_{f.tag}{suffix}" for rt in RUNTIMES})
+    jobs = [Job(image, f, {rt: output_dir / name for rt, name in result_names(image.stem, f, suffix, check).items()})
             for f in factors]
     for job in jobs:
         for height, width in {(header.height, header.width), (header.width, header.height)}:
@@ -62,17 +71,32 @@ def plan_image(image: Path, header: ImageHeader, factors: Sequence[sd.Factor], o
 def sized(job: Job, height: int, width: int, tile: int | None) -> Job:
     """`job` with its tile size decided for a height x width image; refuse an output over the limits."""
     job_tile = choose_tile(height, width, job.factor, tile)
-    limit = sd.MAX_OUTPUT_PIXELS if job_tile is None else MAX_TILED_OUTPUT_PIXELS
+    limit = MAX_OUTPUT_PIXELS if job_tile is None else MAX_TILED_OUTPUT_PIXELS
     out_h, out_w = job.factor.output_size(height, width)
     untiled_fits_tiled = job_tile is None and out_h * out_w <= MAX_TILED_OUTPUT_PIXELS
     advice = (f" untiled; use --tile {DEFAULT_TILE}, a smaller factor or a smaller image" if untiled_fits_tiled
               else "; use a smaller factor or a smaller image")
-    sd.check_output_size((height, width), job.factor, limit, advice)
-    suffix = job.results["ort"].suffix.lower()
+    check_output_size((height, width), job.factor, limit, advice)
+    suffix = job.results[RESULT].suffix.lower()
     if max(out_h, out_w) > MAX_SIDE.get(suffix, max(out_h, out_w)):
-        raise sd.SrcnnError(f"factor {job.factor.tag} turns {height}x{width} into {out_h}x{out_w}, over {suffix}'s"
+        raise SrcnnError(f"factor {job.factor.tag} turns {height}x{width} into {out_h}x{out_w}, over {suffix}'s"
                             f" limit of {MAX_SIDE[suffix]:,} pixels a side; convert {job.image.name} to .png first")
     return dataclasses.replace(job, tile=job_tile)
+
+
+def is_complete(result: Path, size: tuple[int, int]) -> bool:
+    """Whether `result` is a whole image of `size` (height, width), e.g. from an earlier run: its header declares
+    that size and, for PNG and JPEG, the file ends as a whole one does."""
+    try:
+        header = read_header(result)
+        if (header.height, header.width) != size:  # results are written upright: no orientation to undo
+            return False
+        ending = COMPLETE_ENDINGS.get(header.format, b"")
+        with result.open("rb") as file:
+            file.seek(max(result.stat().st_size - len(ending), 0))
+            return file.read() == ending
+    except (SrcnnError, OSError):
+        return False
 
 
 def check_outputs(jobs: dict[Path, list[Job]], extra_outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
@@ -84,9 +108,9 @@ def check_outputs(jobs: dict[Path, list[Job]], extra_outputs: Iterable[Path], in
         target = out.resolve()
         if target in read:
             kind = "image" if read[target].suffix.lower() in IMAGE_SUFFIXES else "file"
-            raise sd.SrcnnError(f"the result {out} would overwrite an input {kind}; choose another --output-dir")
+            raise SrcnnError(f"the result {out} would overwrite an input {kind}; choose another --output-dir")
         if target in written:
-            raise sd.SrcnnError(f"two results of this run would be written to {out}; give distinct factors")
+            raise SrcnnError(f"two results of this run would be written to {out}; give distinct factors")
         written.add(target)
 
 
@@ -97,14 +121,14 @@ def check_output_file(path: Path, option: str, inputs: Iterable[Path] = (), suff
     source file.
     """
     if path.is_dir():
-        raise sd.SrcnnError(f"{option} {path} is a folder; give a file name")
+        raise SrcnnError(f"{option} {path} is a folder; give a file name")
     if path.exists() and not path.is_file():
-        raise sd.SrcnnError(f"{option} {path} is not a regular file")
+        raise SrcnnError(f"{option} {path} is not a regular file")
     if path.resolve() in {p.resolve() for p in inputs}:
-        raise sd.SrcnnError(f"{option} {path} would overwrite an input file; choose another path")
+        raise SrcnnError(f"{option} {path} would overwrite an input file; choose another path")
     try:
-        sd.check_output_dir(path.parent)
-    except sd.SrcnnError as exc:
-        raise sd.SrcnnError(f"{option} {path}: {exc}") from None
+        check_output_dir(path.parent)
+    except SrcnnError as exc:
+        raise SrcnnError(f"{option} {path}: {exc}") from None
     if suffixes and path.suffix.lower() not in suffixes:
-        raise sd.SrcnnError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")
+        raise SrcnnError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")

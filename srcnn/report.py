@@ -1,37 +1,55 @@
-"""The run's report: the parity table (sd.format_table), the images skipped, and the exit code they mean."""
+"""The run's report: what was written, what was already there, what was skipped, and the exit code they mean."""
 
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import srcnn_dynamic as sd
-from srcnn.errors import EXIT_SKIPPED
+from srcnn.core import EXIT_MISMATCH, EXIT_OK, EXIT_SKIPPED, PARITY_ATOL
 
 log = logging.getLogger("srcnn")
 
 
 @dataclass
 class Report:
-    """What a run did: a comparison per image and factor, and the images of a folder that were skipped."""
+    """What a run did. `comparisons` (sd.Comparison rows) are filled by --check alone."""
 
-    rows: list[sd.Comparison] = field(default_factory=list)
-    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (image, why)
+    output_dir: Path
+    written: list[Path] = field(default_factory=list)  # results written by this run
+    existing: list[Path] = field(default_factory=list)  # complete results of an earlier run, left as they were
+    images: int = 0  # images upscaled by this run
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (image, why), each logged once when skipped
+    comparisons: list[Any] = field(default_factory=list)
+    seconds: float = 0.0
 
 
-def finish(report: Report) -> int:
-    """Print the table, log what failed, and return the exit code: mismatch first, then skipped images."""
-    if report.rows:
-        print(sd.format_table(report.rows), flush=True)  # a closed pipe is found here, inside the guard
-    if failed := [r for r in report.rows if not r.ok]:
+def summary(report: Report) -> str:
+    """The run's last line: the count, the time and where the results are."""
+    where = f"{report.output_dir}{'/' if not str(report.output_dir).endswith('/') else ''}"
+    skipped = f"; {len(report.skipped)} skipped (named above)" if report.skipped else ""
+    if not report.written and report.existing:
+        return (f"nothing to do: the {len(report.existing)} results are already in {where} (--overwrite redoes them)"
+                f"{skipped}")
+    images = f"{report.images} image{'s' * (report.images != 1)}"
+    kept = f"; {len(report.existing)} already there" if report.existing else ""
+    return (f"upscaled {images} into {len(report.written)} result{'s' * (len(report.written) != 1)} in"
+            f" {report.seconds:.1f} s: {where}{kept}{skipped}")
+
+
+def finish(report: Report, quiet: bool = False) -> int:
+    """Print the last line (and --check's table); return the exit code: mismatch first, then skipped images."""
+    if report.comparisons:
+        import srcnn_dynamic as sd  # --check has loaded it already, with torch
+
+        print(sd.format_table(report.comparisons), flush=True)  # a closed pipe is found here, inside the guard
+    if not quiet:
+        print(summary(report), file=sys.stderr if report.comparisons else sys.stdout, flush=True)
+    if failed := [r for r in report.comparisons if not r.ok]:
         worst = max(failed, key=lambda r: r.max_abs_diff)
         log.error("ONNX Runtime differs from PyTorch by %.2e (> %g) on %s at x%s", worst.max_abs_diff,
-                  sd.PARITY_ATOL, worst.image, worst.factor.tag)
-        return sd.EXIT_MISMATCH
-    if report.skipped:
-        done = len({r.image for r in report.rows})
-        log.error("%d of %d images skipped: %s", len(report.skipped), len(report.skipped) + done,
-                  "; ".join(f"{p.name}: {why}" for p, why in report.skipped))
-        return EXIT_SKIPPED
-    return sd.EXIT_OK
+                  PARITY_ATOL, worst.image, worst.factor.tag)
+        return EXIT_MISMATCH
+    return EXIT_SKIPPED if report.skipped else EXIT_OK

@@ -7,14 +7,14 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
-import srcnn_dynamic as sd
+from srcnn.core import COORDINATE_TRANSFORMATION_MODE, CUBIC_COEFF_A, RESIZE_MODE, SrcnnError
 
 # ONNX Runtime's cubic Resize is a scalar loop, as slow as conv1 (docs/speed.md), while PyTorch's bicubic is
 # quick. Bicubic interpolation is separable and linear, so it is also
 # output = Mh @ image @ Mw^T with Mh (H', H) and Mw (W', W) holding each output row's (column's) four cubic weights
 # at clamped source indices; MatMul runs at matrix speed. The exported file keeps the tutorial's Resize; this
 # rewrite builds the matrices from `factor` and the input's shape *inside the graph*, so the rewritten model is
-# just as dynamic, and is applied in memory when a session is created (create_session(..., resize="matmul")).
+# just as dynamic, and is applied when the product builds its graph (srcnn.graph); --save-onnx writes it.
 REWRITE_PREFIX = "resize_as_matmul/"
 
 
@@ -39,8 +39,8 @@ class _GraphBuilder:
 
 
 def _keys_weight(b: _GraphBuilder, distance: str, near: bool) -> str:
-    """Keys' cubic kernel at `distance` (Horner form): near for |d| <= 1, far for 1 < |d| < 2 (A = sd.CUBIC_COEFF_A)."""
-    a = sd.CUBIC_COEFF_A
+    """Keys' cubic kernel at `distance` (Horner form): near for |d| <= 1, far for 1 < |d| < 2 (A = CUBIC_COEFF_A)."""
+    a = CUBIC_COEFF_A
     coefficients = (a + 2, -(a + 3), 0.0, 1.0) if near else (a, -5 * a, 8 * a, -4 * a)  # d^3, d^2, d, 1
     value = b.const(coefficients[0])
     for c in coefficients[1:]:
@@ -131,7 +131,7 @@ def _replace_resize(proto: onnx.ModelProto, build: Callable[[_GraphBuilder, str,
     graph = model.graph
     resizes = [(i, n) for i, n in enumerate(graph.node) if n.op_type == "Resize"]
     if len(resizes) != 1:
-        raise sd.SrcnnError(f"cannot rewrite the resize: the graph has {len(resizes)} Resize nodes, not 1")
+        raise SrcnnError(f"cannot rewrite the resize: the graph has {len(resizes)} Resize nodes, not 1")
     position, resize = resizes[0]
     _check_resize_attributes(resize)
     b = _GraphBuilder(REWRITE_PREFIX)
@@ -149,16 +149,16 @@ def _check_resize_attributes(resize: onnx.NodeProto) -> None:
     """The rewrite computes exactly this project's bicubic; refuse any other Resize rather than change its meaning."""
     attributes = {a.name: onnx.helper.get_attribute_value(a) for a in resize.attribute}
     expected = {
-        "mode": sd.RESIZE_MODE.encode(),
-        "coordinate_transformation_mode": sd.COORDINATE_TRANSFORMATION_MODE.encode(),
-        "cubic_coeff_a": np.float32(sd.CUBIC_COEFF_A),
+        "mode": RESIZE_MODE.encode(),
+        "coordinate_transformation_mode": COORDINATE_TRANSFORMATION_MODE.encode(),
+        "cubic_coeff_a": np.float32(CUBIC_COEFF_A),
         "exclude_outside": 0,  # ONNX defaults, for the attributes an exporter may leave out
         "antialias": 0,
     }
     defaults = {"cubic_coeff_a": np.float32(-0.75), "exclude_outside": 0, "antialias": 0}
     actual = {name: attributes.get(name, defaults.get(name)) for name in expected}
     if wrong := {name: value for name, value in actual.items() if value != expected[name]}:
-        raise sd.SrcnnError(f"cannot rewrite this Resize: it has {wrong}, not this project's bicubic")
+        raise SrcnnError(f"cannot rewrite this Resize: it has {wrong}, not this project's bicubic")
 
 
 def _drop_unused(graph: onnx.GraphProto) -> None:

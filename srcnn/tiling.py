@@ -13,27 +13,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-import numpy as np
-import torch
 from tqdm import tqdm
 
-import srcnn_dynamic as sd
+from srcnn.core import MAX_INPUT_PIXELS, Factor, SrcnnError
 
 TILE_ATOL = 1e-5  # tiled vs untiled on [0, 1]: the same arithmetic per pixel, only the order of sums may differ
 TILE_ABOVE_PIXELS = 1024 * 1024  # outputs larger than this are tiled unless --tile 0 (conv1's map: 256 MiB here)
 DEFAULT_TILE = 512  # output pixels a side: the halo adds (512 + 12)^2 / 512^2 - 1 = 5% work; ~70 MiB for conv1
-MAX_TILED_OUTPUT_PIXELS = sd.MAX_INPUT_PIXELS  # 8192^2: tiled, memory goes to 3-channel float images, 805 MB each
+MAX_TILED_OUTPUT_PIXELS = MAX_INPUT_PIXELS  # 8192^2: tiled, memory goes to 3-channel float images, 805 MB each
 # The smallest --tile: each tile is refined with a halo of 6 pixels all round, so a tile of t pixels costs
 # (t + 12)^2 / t^2 of its own work: 1.9x at 32, but 7.4x at 7 and 169x at 1 (minutes for a large image).
 MIN_TILE = 32
 PROGRESS_MIN_TILES = 8  # fewer tiles finish in about a second: no progress bar
 
-Image = TypeVar("Image")  # a torch.Tensor or a numpy array, (N, C, H, W): both slice and assign alike
-
-
-def model_halo(model: sd.SuperResolutionNet) -> int:
-    """How far an output pixel of refine() sees: the sum of the kernel radii (4 + 0 + 2 = 6 pixels)."""
-    return sum(conv.kernel_size[0] // 2 for conv in (model.conv1, model.conv2, model.conv3))
+Image = TypeVar("Image")  # a numpy array or a torch.Tensor, (N, C, H, W): both slice and assign alike
 
 
 @dataclass(frozen=True)
@@ -61,7 +54,7 @@ def _spans(length: int, tile: int, halo: int) -> list[tuple[slice, slice, slice]
 def tile_boxes(height: int, width: int, tile: int, halo: int) -> list[TileBox]:
     """Tiles of at most tile x tile output pixels covering a height x width image, row by row."""
     if tile < 1:
-        raise sd.SrcnnError(f"tile size {tile}: must be at least 1 pixel")
+        raise SrcnnError(f"tile size {tile}: must be at least 1 pixel")
     return [
         TileBox(rows, cols, keep_rows, keep_cols, out_rows, out_cols)
         for rows, keep_rows, out_rows in _spans(height, tile, halo)
@@ -72,13 +65,13 @@ def tile_boxes(height: int, width: int, tile: int, halo: int) -> list[TileBox]:
 def check_tile(tile: int | None) -> None:
     """Refuse a --tile that is neither automatic (None), never (0) nor a size of at least MIN_TILE pixels."""
     if tile is not None and tile < 0:
-        raise sd.SrcnnError(f"--tile {tile}: must be 0 (never tile) or a positive number of output pixels")
+        raise SrcnnError(f"--tile {tile}: must be 0 (never tile) or a positive number of output pixels")
     if tile is not None and 0 < tile < MIN_TILE:
-        raise sd.SrcnnError(f"--tile {tile}: tiles under {MIN_TILE} pixels spend most of their time on the halo"
+        raise SrcnnError(f"--tile {tile}: tiles under {MIN_TILE} pixels spend most of their time on the halo"
                             f" they share with their neighbours; use --tile {MIN_TILE} or more, or 0 for none")
 
 
-def choose_tile(height: int, width: int, factor: sd.Factor, tile: int | None) -> int | None:
+def choose_tile(height: int, width: int, factor: Factor, tile: int | None) -> int | None:
     """The tile size for this image and factor: None (untiled) for `tile` 0 or small outputs.
 
     tile=None means automatic: DEFAULT_TILE when the output has more than TILE_ABOVE_PIXELS pixels.
@@ -105,14 +98,3 @@ def refine_in_tiles(refine: Callable[[Image], Image], upsampled: Image, out: Ima
         out[..., box.out_rows, box.out_cols] = refined[..., box.keep_rows, box.keep_cols]  # type: ignore[index]
     return out
 
-
-def run_torch(model: sd.SuperResolutionNet, image: torch.Tensor, factor: sd.Factor,
-              tile: int | None = None) -> np.ndarray:
-    """sd.run_torch, or with `tile` the convolutions tile by tile (refine_in_tiles): the same pixels, less memory."""
-    if tile is None:
-        return sd.run_torch(model, image, factor)
-    device = model.conv1.weight.device
-    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=sd.CUDA_ALLOW_TF32):
-        upsampled = model.upsample(image.to(device), factor.tensor(device))  # (N, 3, H', W'): 3 channels, small
-        out = refine_in_tiles(model.refine, upsampled, torch.empty_like(upsampled), tile, model_halo(model))
-    return out.cpu().numpy()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 import torch
 
 import srcnn_dynamic as sd
-from srcnn import runtime, tiling
+from srcnn import graph, runtime
 
 
 def cuda_skip_reason() -> str | None:
@@ -29,6 +31,14 @@ def cuda_skip_reason() -> str | None:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every run of the suite, in-process or as a command, caches its graphs in one folder of its own: the user's cache
+# is never touched, and the graph of each setting is exported once for the whole suite.
+TEST_CACHE = Path(tempfile.mkdtemp(prefix="srcnn-test-cache-"))
+os.environ["XDG_CACHE_HOME"] = str(TEST_CACHE)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 DEVICES = [
     "cpu",
@@ -72,7 +82,7 @@ def session_for(onnx_path: Callable[[str], Path]) -> Callable[..., ort.Inference
 
     @functools.cache
     def get(exporter: str, device: str, resize: str = "matmul") -> ort.InferenceSession:
-        return runtime.create_session(onnx.load(onnx_path(exporter)), device, resize=resize)
+        return graph.form_session(onnx.load(onnx_path(exporter)), device, resize=resize)
 
     return get
 
@@ -83,7 +93,7 @@ def runner_for(onnx_path: Callable[[str], Path]) -> Callable[..., runtime.OrtRun
 
     @functools.cache
     def get(exporter: str, device: str, resize: str = "matmul") -> runtime.OrtRunner:
-        return runtime.OrtRunner(onnx.load(onnx_path(exporter)), tiling.model_halo(sd.SuperResolutionNet()), device, resize=resize)
+        return runtime.OrtRunner(graph.graph_parts(onnx.load(onnx_path(exporter))), device, resize=resize)
 
     return get
 

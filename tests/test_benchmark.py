@@ -14,7 +14,7 @@ import torch
 
 import benchmark
 import srcnn_dynamic as sd
-from srcnn import tiling, weights
+from srcnn import pytorch, weights
 
 
 def test_case_parsing() -> None:
@@ -43,7 +43,7 @@ def test_each_configuration_matches_pytorch(config, tmp_path) -> None:
     m = benchmark.measure(config, case, device="cpu", onnx_path=onnx_path, weights=sd.DEFAULT_WEIGHTS, threads=torch.get_num_threads(),
                           runs=1, output=tmp_path / "out.npy")
     out = np.load(m.output)
-    reference = tiling.run_torch(weights.load_model(sd.DEFAULT_WEIGHTS), torch.from_numpy(case.image()), case.factor)
+    reference = pytorch.run_torch(weights.load_model(sd.DEFAULT_WEIGHTS), torch.from_numpy(case.image()), case.factor)
     diff = float(np.max(np.abs(out - reference)))
     assert out.shape == (1, 3, 100, 75), f"{config}: output {out.shape}"
     assert diff <= sd.PARITY_ATOL, f"{config}: max |output - PyTorch| = {diff:.2e}"

@@ -25,15 +25,27 @@ def image_size(path: Path) -> tuple[int, int]:
     return image.shape[0], image.shape[1]
 
 
+# What each command writes with no arguments, and at what size: the tutorial both runtimes' results and its export,
+# the product one result per factor.
+DEFAULT_FILES = {
+    "script": {"face_ort_3.png": (768, 768), "face_ort_4.png": (1024, 1024), "face_torch_3.png": (768, 768),
+               "face_torch_4.png": (1024, 1024), "srcnn3.onnx": None},
+    "package": {"face_x3.png": (768, 768), "face_x4.png": (1024, 1024)},
+}
+
+
 @pytest.mark.parametrize("command", COMMANDS)
-def test_default_run_is_the_tutorial(tmp_path, command) -> None:
+def test_default_run(tmp_path, command) -> None:
     result = run_cli(cwd=tmp_path, command=command)  # no arguments at all, from another folder: outputs/ lands there
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr}"
     out = tmp_path / "outputs"
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["face_ort_3.png", "face_ort_4.png", "face_torch_3.png", "face_torch_4.png", "srcnn3.onnx"], files
-    for name, size in [("face_torch_3.png", (768, 768)), ("face_ort_3.png", (768, 768)), ("face_ort_4.png", (1024, 1024))]:
-        assert image_size(out / name) == size, f"{name} is {image_size(out / name)}, expected {size}"
+    assert files == sorted(DEFAULT_FILES[command]), files
+    for name, size in DEFAULT_FILES[command].items():
+        assert size is None or image_size(out / name) == size, f"{name} is {image_size(out / name)}, expected {size}"
+    if command == "package":
+        assert result.stderr == "" and result.stdout.startswith("upscaled 1 image into 2 results"), result
+        return
     table = result.stdout.splitlines()
     assert table[0].split()[:2] == ["factor", "output"], f"no table header: {result.stdout}"
     assert any(line.startswith("x3 ") and "768x768" in line and line.endswith("ok") for line in table), result.stdout
@@ -47,8 +59,9 @@ def test_dynamo_exporter_and_uneven_factors(tmp_path, command) -> None:
     result = run_cli("--exporter", "dynamo", "--image", str(small), "--factor", "2.5", "--factor", "5x6",
                      "--output-dir", "out", cwd=tmp_path, command=command)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr}"
-    assert image_size(tmp_path / "out" / "small_ort_2.5.png") == (75, 100)
-    assert image_size(tmp_path / "out" / "small_ort_5x6.png") == (150, 240)
+    tag = "ort_" if command == "script" else "x"  # the tutorial's small_ort_2.5.png, the product's small_x2.5.png
+    assert image_size(tmp_path / "out" / f"small_{tag}2.5.png") == (75, 100)
+    assert image_size(tmp_path / "out" / f"small_{tag}5x6.png") == (150, 240)
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr, f"noisy export:\n{result.stderr}"
 
 
@@ -70,11 +83,11 @@ def foreign_onnx(path: Path) -> None:
 
 
 def two_photos(folder: Path) -> None:
-    """photos/a.png and photos/a_torch_3.png: with --output-dir photos, a's x3 result would replace the second."""
+    """photos/a.png and photos/a_x3.png: with --output-dir photos, a's x3 result would replace the second."""
     folder.mkdir()
     small = cv2.resize(cv2.imread(str(ROOT / "face.png")), (16, 16))
     cv2.imwrite(str(folder / "a.png"), small)
-    cv2.imwrite(str(folder / "a_torch_3.png"), small)
+    cv2.imwrite(str(folder / "a_x3.png"), small)
 
 
 # Files the bad inputs below refer to, made in each test's empty folder before the run.
@@ -115,13 +128,18 @@ BAD_INPUTS = [
     (["--exporter", "dynamo", "--opset", "17"], "needs opset 18 or newer"),
     (["--exporter", "tflite"], "invalid choice"),
     (["--output-dir", "notes.txt/out"], "is not a folder"),
-    (["--image", "photos", "--factor", "3", "--output-dir", "photos"], "would overwrite an input image"),
+    (["--image", "photos", "--factor", "3", "--output-dir", "photos"], "is the folder of the photos"),
+    (["--runs", "2"], "timed runs belong to --check"),
+    (["--check", "--runs", "0"], "must be at least 1"),
+    (["-q", "-v"], "choose one"),
+    (["--save-onnx", "notes.txt"], "must end in .onnx"),
+    (["--save-onnx", "notes.txt/model.onnx"], "is not a folder"),
 ]
 
 
 # The tutorial script's own mistakes: the rows of the table above without the product's options, refused in one
 # line too, with these messages where the script's own rules differ (it never tiles; it reads one file).
-PRODUCT_OPTIONS = {"--tile", "--onnx", "photos"}
+PRODUCT_OPTIONS = {"--tile", "--onnx", "photos", "--runs", "--check", "-q", "--save-onnx"}
 SCRIPT_MESSAGES = {
     "--factor 40": "over the limit of 16,777,216 output pixels",
     "--image no-images": "is not an image file",
@@ -190,15 +208,14 @@ def test_cuda_run(tmp_path, command) -> None:
 
 def test_unwritable_output_folder_is_found_before_any_work(tmp_path, monkeypatch) -> None:
     """Also where the tests run as root (which may write anywhere): the check asks os.access, so ask it to say no."""
-    import srcnn_dynamic as sd
-    from srcnn import cli
+    from srcnn import app, core
 
     locked = tmp_path / "locked"
     locked.mkdir()
     real_access = os.access
-    monkeypatch.setattr(sd.os, "access", lambda path, mode: False if Path(path) == locked else real_access(path, mode))
-    with pytest.raises(sd.SrcnnError, match="is not writable"):
-        cli.run(sd.DEFAULT_IMAGE, [sd.Factor.parse("2")], output_dir=locked / "out")
+    monkeypatch.setattr(core.os, "access", lambda path, mode: False if Path(path) == locked else real_access(path, mode))
+    with pytest.raises(core.SrcnnError, match="is not writable"):
+        app.run(core.DEFAULT_IMAGE, [core.Factor.parse("2")], output_dir=locked / "out")
     assert list(locked.iterdir()) == [], "nothing may be written"
 
 

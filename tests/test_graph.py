@@ -6,7 +6,7 @@ import onnx
 import pytest
 
 import srcnn_dynamic as sd
-from srcnn import rewrite, runtime
+from srcnn import core, rewrite, runtime
 
 EXPECTED_ATTRIBUTES = {
     "mode": sd.RESIZE_MODE,
@@ -119,5 +119,5 @@ def test_matmul_rewrite_refuses_another_resize(exported) -> None:
     for attribute in resize.attribute:
         if attribute.name == "mode":
             attribute.s = b"linear"
-    with pytest.raises(sd.SrcnnError, match="not this project's bicubic"):
+    with pytest.raises(core.SrcnnError, match="not this project's bicubic"):
         rewrite.resize_as_matmul(proto)

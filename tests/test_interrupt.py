@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_sigint_exits_130_and_leaves_only_whole_files(tmp_path) -> None:
     # x8 untiled on face.png: a 2048x2048 output, several seconds of work after the export, so SIGINT lands mid-run
     process = subprocess.Popen(
-        [sys.executable, "-m", "srcnn", "--factor", "8", "--factor", "7", "--tile", "0", "--output-dir", "out"],
+        [sys.executable, "-m", "srcnn", "--factor", "8", "--factor", "7", "--tile", "0", "--output-dir", "out", "-v"],
         cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=cli_env(),
     )
     assert process.stderr is not None
@@ -29,7 +29,7 @@ def test_sigint_exits_130_and_leaves_only_whole_files(tmp_path) -> None:
     while time.monotonic() < deadline:
         line = process.stderr.readline()
         log.append(line)
-        if "ONNX Runtime" in line or not line:  # the export is done and the upscaling has started
+        if "ONNX Runtime on" in line or not line:  # the graph is loaded and the upscaling has started
             break
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
@@ -38,7 +38,7 @@ def test_sigint_exits_130_and_leaves_only_whole_files(tmp_path) -> None:
     assert process.returncode == sd.EXIT_INTERRUPTED, f"exit {process.returncode}, expected 130\n{stderr}"
     assert stderr.strip().splitlines()[-1].startswith("interrupted"), f"last line:\n{stderr}"
     assert "Traceback" not in stderr, stderr
-    assert stdout == "", f"no table for an interrupted run: {stdout!r}"
+    assert stdout == "", f"no last line for an interrupted run: {stdout!r}"
     left = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert not [name for name in left if name.endswith(".tmp")], f"temporary files left: {left}"
     for name in left:

@@ -8,7 +8,7 @@ import torch
 from conftest import DEVICES
 
 import srcnn_dynamic as sd
-from srcnn import runtime, tiling
+from srcnn import graph, pytorch, runtime
 
 FACTORS = ["3", "4", "2", "2.5", "5x6"]  # 3 was seen at export; the rest were not; 5x6 is the seed's [1, 1, 5, 6]
 SHAPES = [(1, 3, 64, 64), (2, 3, 37, 53)]  # the export shape, and a batch of odd, non-square images
@@ -17,13 +17,13 @@ SHAPES = [(1, 3, 64, 64), (2, 3, 37, 53)]  # the export shape, and a batch of od
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("factor_text", FACTORS)
-@pytest.mark.parametrize("resize", runtime.REWRITES)  # the graph as exported, and both rewrites of its Resize
+@pytest.mark.parametrize("resize", graph.REWRITES)  # the graph as exported, and both rewrites of its Resize
 @pytest.mark.parametrize("exporter", sd.EXPORTERS)
 def test_onnxruntime_matches_pytorch(exporter, resize, factor_text, shape, device, model_on, session_for) -> None:
     factor = sd.Factor.parse(factor_text)
     image = torch.rand(shape, generator=torch.Generator().manual_seed(1))
 
-    expected = tiling.run_torch(model_on(device), image, factor)
+    expected = pytorch.run_torch(model_on(device), image, factor)
     actual = sd.run_session(session_for(exporter, device, resize), image.numpy(), factor)
 
     n, _, h, w = shape
@@ -46,7 +46,7 @@ def test_output_size_floors_non_integer_products() -> None:
 ROUNDING_CASES = [("1.3", 10, 13), ("1.01", 100, 101), ("1.02", 50, 51)]
 
 
-@pytest.mark.parametrize("resize", runtime.REWRITES)
+@pytest.mark.parametrize("resize", graph.REWRITES)
 @pytest.mark.parametrize(("factor_text", "size", "expected"), ROUNDING_CASES)
 def test_output_size_follows_onnxruntime_rounding(factor_text, size, expected, resize, model, session_for) -> None:
     factor = sd.Factor.parse(factor_text)
@@ -55,7 +55,7 @@ def test_output_size_follows_onnxruntime_rounding(factor_text, size, expected, r
     plain = torch.nn.functional.interpolate(image, scale_factor=scale, mode="bicubic", align_corners=False)
     assert plain.shape[2] == expected - 1, f"F.interpolate rounds {size} x {scale!r} in float64: {plain.shape}"
 
-    expected_out = tiling.run_torch(model, image, factor)
+    expected_out = pytorch.run_torch(model, image, factor)
     actual = sd.run_session(session_for("torchscript", "cpu", resize), image.numpy(), factor)
     assert actual.shape[2:] == (expected, expected), f"ONNX Runtime (resize={resize}) gave {actual.shape}"
     assert expected_out.shape == actual.shape, f"PyTorch {expected_out.shape} vs ONNX Runtime {actual.shape}"
@@ -68,7 +68,7 @@ def test_parity_check_can_fail(model, session_for) -> None:
     image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     factor = sd.Factor.parse("3")
     other = sd.SuperResolutionNet().eval()  # different random weights from those exported
-    diff = float(np.max(np.abs(tiling.run_torch(other, image, factor) - sd.run_session(session_for("torchscript", "cpu"), image.numpy(), factor))))
+    diff = float(np.max(np.abs(pytorch.run_torch(other, image, factor) - sd.run_session(session_for("torchscript", "cpu"), image.numpy(), factor))))
     assert diff > 100 * sd.PARITY_ATOL, f"a different model should not match: max diff {diff:.3e}"
 
 
@@ -88,8 +88,8 @@ def test_onnxruntime_resize_copies_when_the_size_does_not_change(height, width, 
     factor = sd.Factor.parse(factor_text)
     assert runtime.resize_keeps_the_size(height, width, factor), "the case must keep the size"
     image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(5))
-    expected = tiling.run_torch(model, image, factor)
-    as_onnxruntime_does = tiling.run_torch(model, image, sd.Factor(1.0, 1.0))  # no resampling at all
+    expected = pytorch.run_torch(model, image, factor)
+    as_onnxruntime_does = pytorch.run_torch(model, image, sd.Factor(1.0, 1.0))  # no resampling at all
     exported = sd.run_session(session_for("torchscript", "cpu", "resize"), image.numpy(), factor)
     rewritten = [sd.run_session(session_for("torchscript", "cpu", form), image.numpy(), factor)
                  for form in ("matmul", "gather")]

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import srcnn_dynamic as sd
-from srcnn import runtime, tiling
+from srcnn import graph, pytorch, runtime, tiling
 
 # 40 draws keep the suite quick; PARITY_EXAMPLES=1500 python -m pytest tests/test_properties.py searches deeper
 PARITY_EXAMPLES = int(os.environ.get("PARITY_EXAMPLES", "40"))
@@ -51,7 +51,7 @@ def test_out_of_range_factors_are_refused(value) -> None:
 @settings(max_examples=PARITY_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     height=st.integers(1, 24), width=st.integers(1, 24), batch=st.integers(1, 2),
-    fh=factors, fw=factors, resize=st.sampled_from(list(runtime.REWRITES)), seed=st.integers(0, 2**16),
+    fh=factors, fw=factors, resize=st.sampled_from(list(graph.REWRITES)), seed=st.integers(0, 2**16),
 )
 def test_onnxruntime_matches_pytorch_anywhere(height, width, batch, fh, fw, resize, seed, model, session_for) -> None:
     factor = sd.Factor(fh, fw)
@@ -60,7 +60,7 @@ def test_onnxruntime_matches_pytorch_anywhere(height, width, batch, fh, fw, resi
     # matmul rewrite (the default) follows the factor as PyTorch does, so it is tested on every draw.
     assume(resize != "resize" or not runtime.resize_keeps_the_size(height, width, factor))
     image = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
-    expected = tiling.run_torch(model, image, factor)
+    expected = pytorch.run_torch(model, image, factor)
     actual = sd.run_session(session_for("torchscript", "cpu", resize), image.numpy(), factor)
     assert actual.shape == expected.shape == (batch, 3, *factor.output_size(height, width)), (
         f"{image.shape} x({fh!r}, {fw!r}): ORT {actual.shape}, PyTorch {expected.shape}"
@@ -77,9 +77,9 @@ def test_onnxruntime_matches_pytorch_anywhere(height, width, batch, fh, fw, resi
 def test_tiles_anywhere_give_the_untiled_result(height, width, fh, fw, tile, seed, model, runner_for) -> None:
     factor = sd.Factor(fh, fw)
     image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(seed))
-    untiled = tiling.run_torch(model, image, factor)
+    untiled = pytorch.run_torch(model, image, factor)
     tiled_runs = [  # PyTorch tiled against itself untiled; ONNX Runtime tiled against PyTorch, across runtimes
-        ("PyTorch", tiling.run_torch(model, image, factor, tile), tiling.TILE_ATOL),
+        ("PyTorch", pytorch.run_torch(model, image, factor, tile), tiling.TILE_ATOL),
         ("ONNX Runtime", runner_for("torchscript", "cpu")(image.numpy(), factor, tile), sd.PARITY_ATOL),
     ]
     for name, tiled, atol in tiled_runs:

@@ -12,7 +12,7 @@ import torch
 from conftest import DEVICES
 
 import srcnn_dynamic as sd
-from srcnn import runtime, tiling, weights
+from srcnn import graph, pytorch, runtime, tiling, weights
 
 FACTORS = ["2", "3", "2.5", "5x6"]  # 2.5 and 5x6: output pixels that fall between input pixels
 SHAPE = (1, 3, 29, 23)  # odd sizes: at x2.5 the output is 72x57, so every tile size below cuts it unevenly
@@ -41,25 +41,25 @@ def image() -> torch.Tensor:
 @pytest.mark.parametrize("factor_text", FACTORS)
 def test_pytorch_tiled_equals_untiled(factor_text, tile, device, trained) -> None:
     factor, model = sd.Factor.parse(factor_text), copy.deepcopy(trained).to(device)  # `trained` stays on the CPU
-    untiled = tiling.run_torch(model, image(), factor)
-    tiled = tiling.run_torch(model, image(), factor, tile)
+    untiled = pytorch.run_torch(model, image(), factor)
+    tiled = pytorch.run_torch(model, image(), factor, tile)
     assert tiled.shape == untiled.shape, f"tiled {tiled.shape} vs untiled {untiled.shape}"
     diff = float(np.max(np.abs(tiled - untiled)))
     assert diff <= tiling.TILE_ATOL, f"x{factor.tag}, tiles of {tile} on {device}: max |tiled - untiled| = {diff:.3e}"
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("resize", runtime.REWRITES)
+@pytest.mark.parametrize("resize", graph.REWRITES)
 @pytest.mark.parametrize("tile", TILES)
 @pytest.mark.parametrize("factor_text", FACTORS)
 def test_onnxruntime_tiled_equals_untiled(factor_text, tile, resize, device, trained, trained_onnx) -> None:
     factor = sd.Factor.parse(factor_text)
-    runner = runtime.OrtRunner(onnx.load(trained_onnx), tiling.model_halo(trained), device, resize=resize)
+    runner = runtime.OrtRunner(graph.graph_parts(onnx.load(trained_onnx)), device, resize=resize)
     untiled = runner(image().numpy(), factor)
     tiled = runner(image().numpy(), factor, tile)
     diff = float(np.max(np.abs(tiled - untiled)))
     assert diff <= tiling.TILE_ATOL, f"x{factor.tag}, tiles of {tile}, resize={resize}: max |tiled - untiled| = {diff:.3e}"
-    reference = tiling.run_torch(trained.to("cpu"), image(), factor)
+    reference = pytorch.run_torch(trained.to("cpu"), image(), factor)
     to_torch = float(np.max(np.abs(tiled - reference)))
     assert to_torch <= sd.PARITY_ATOL, f"x{factor.tag}, tiles of {tile}: max |tiled ORT - PyTorch| = {to_torch:.3e}"
 
@@ -107,8 +107,8 @@ def test_choose_tile(tile, shape, expected) -> None:
 
 def test_halo_matches_the_graph(trained, trained_onnx) -> None:
     """The one halo (from the model's kernels) is also the exported graph's: its Conv kernel radii add up to it."""
-    assert tiling.model_halo(trained) == 6, f"kernel radii 4 + 0 + 2, got {tiling.model_halo(trained)}"
+    assert pytorch.model_halo(trained) == 6, f"kernel radii 4 + 0 + 2, got {pytorch.model_halo(trained)}"
     proto = onnx.load(trained_onnx)
     shapes = {t.name: tuple(t.dims) for t in proto.graph.initializer}
     radii = [shapes[n.input[1]][2] // 2 for n in proto.graph.node if n.op_type == "Conv"]
-    assert sum(radii) == tiling.model_halo(trained), f"the graph's kernel radii are {radii}"
+    assert sum(radii) == pytorch.model_halo(trained), f"the graph's kernel radii are {radii}"

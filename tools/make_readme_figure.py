@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import srcnn_dynamic as sd  # noqa: E402
 from srcnn.images import read_picture, write_image  # noqa: E402
-from srcnn.tiling import run_torch  # noqa: E402
+from srcnn.pytorch import run_torch  # noqa: E402
 from srcnn.weights import load_model  # noqa: E402
 
 TILE = 256  # every panel is shown at this size, so the figure stays small; the files hold full resolution
@@ -43,16 +43,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "parity.png", metavar="PATH")
     args = parser.parse_args()
 
-    image = read_picture(sd.DEFAULT_IMAGE).rgb
+    image = read_picture(sd.DEFAULT_IMAGE).rgb  # (1, 3, H, W) numpy
     model = load_model(args.weights)
     with tempfile.TemporaryDirectory() as tmp:
         session = sd.create_session(sd.export_onnx(model, Path(tmp) / "srcnn3.onnx"))  # as exported
         x3, x4 = sd.Factor.parse("3"), sd.Factor.parse("4")
-        torch3, ort3 = run_torch(model, image, x3), sd.run_session(session, image.numpy(), x3)
-        ort4 = sd.run_session(session, image.numpy(), x4)
+        torch3, ort3 = run_torch(model, image, x3), sd.run_session(session, image, x3)
+        ort4 = sd.run_session(session, image, x4)
     diff = np.abs(ort3 - torch3).max(axis=1, keepdims=True).repeat(3, axis=1) * DIFF_GAIN
     panels = [
-        panel(image.numpy(), "input 256x256"),
+        panel(image, "input 256x256"),
         panel(torch3, "PyTorch x3 (768x768)"),
         panel(ort3, "ONNX Runtime x3"),
         panel(ort4, "ONNX Runtime x4 (1024x1024)"),

@@ -1,0 +1,191 @@
+"""One run of `python -m srcnn`: plan every image, load (or build once) the graph, upscale in ONNX Runtime, report.
+
+Every check a user can fail comes before any work, so a mistake costs no time and writes nothing. PyTorch is
+imported only to build a graph not yet cached, and by --check.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from srcnn import cache
+from srcnn.core import TIMING_RUNS, Factor, SrcnnError, check_opset, check_output_dir
+from srcnn.errors import is_mistake
+from srcnn.headers import read_header
+from srcnn.images import Picture, atomic_path, image_paths, read_picture, write_picture
+from srcnn.plan import RESULT, Job, check_output_file, check_outputs, is_complete, plan_image, sized
+from srcnn.report import Report
+from srcnn.runtime import (Device, GraphParts, OrtResize, OrtRunner, check_device, resize_keeps_the_size,
+                           upscale_alpha)
+from srcnn.tiling import check_tile
+
+log = logging.getLogger("srcnn")
+
+RESIZE_WORDS = {
+    "auto": "as matrix products, or as gathers for long sides",
+    "matmul": "as matrix products",
+    "gather": "as four gathers per axis",
+    "resize": "as exported (ONNX Runtime's cubic Resize)",
+}
+
+
+def run(
+    image_path: Path | None,
+    factors: Sequence[Factor],
+    *,
+    output_dir: Path,
+    device: Device = "cpu",
+    exporter: str = "torchscript",
+    opset: int | None = None,
+    weights: Path | None = None,
+    tile: int | None = None,
+    ort_resize: OrtResize = "auto",
+    onnx_model: Path | None = None,
+    check: bool = False,
+    runs: int | None = None,
+    recursive: bool = False,
+    overwrite: bool = False,
+    save_onnx: Path | None = None,
+    progress: bool = True,
+) -> Report:
+    """Upscale an image, or each image of a folder, at each factor; with `check`, in PyTorch too, compared.
+
+    image_path None: no image (with `save_onnx`, the run only writes the graph). tile: None tiles large outputs
+    only (tiling.choose_tile), 0 never tiles, N tiles of N x N output pixels. onnx_model: run this graph instead
+    of the tutorial's model. runs: --check's timed runs per result (default: 1 for a folder, TIMING_RUNS for one
+    image). An existing, complete result is kept unless `overwrite` (or `check`, which always computes).
+    """
+    started = time.perf_counter()
+    check_device(device)
+    check_opset(exporter, opset)
+    check_tile(tile)
+    inputs = [p for p in (weights, onnx_model) if p is not None]
+    if save_onnx is not None:
+        check_output_file(save_onnx, "--save-onnx", inputs, suffixes=(".onnx",))
+    report = Report(output_dir)
+    jobs: dict[Path, list[Job]] = {}  # image -> its jobs, one per factor, planned from its header
+    first: Picture | None = None
+    images: list[Path] = []
+    if image_path is not None:
+        folder_mode = image_path.is_dir()
+        if folder_mode and output_dir.resolve() == image_path.resolve():
+            raise SrcnnError(f"--output-dir {output_dir} is the folder of the photos: the results would be read as"
+                             " photos by the next run; choose another folder (a sub-folder is fine)")
+        images = image_paths(image_path, recursive=recursive, exclude=output_dir)
+        for path in images:
+            folder = output_dir / path.parent.relative_to(image_path) if folder_mode else output_dir
+            try:
+                jobs[path] = plan_image(path, read_header(path), factors, folder, tile, check)
+            except Exception as exc:
+                skip(report, path, exc, folder_mode)
+        if not folder_mode:  # one image: its problems are the run's problems, reported now
+            first = read_picture(images[0])
+            jobs[images[0]] = [sized(job, *first.rgb.shape[2:], tile) for job in jobs[images[0]]]
+        check_output_dir(output_dir)
+        check_outputs(jobs, [save_onnx] if save_onnx else [], [*images, *inputs])
+    if not (overwrite or check):
+        jobs = {path: todo for path, image_jobs in jobs.items() if (todo := left_to_do(report, path, image_jobs))}
+    checker = None
+    if check and jobs:
+        from srcnn.check import Checker  # torch and the tutorial load here, for --check alone
+
+        checker = Checker(weights, device, runs or (1 if len(images) > 1 else TIMING_RUNS))
+    if jobs or save_onnx:
+        parts = graph_parts(onnx_model, weights, exporter, opset)
+        if save_onnx is not None:
+            write_graph(save_onnx, parts)
+    if jobs:
+        runner = OrtRunner(parts, device, resize=ort_resize)
+        log.info("ONNX Runtime on %s, the Resize %s", runner.providers[0], RESIZE_WORDS[ort_resize])
+        output_dir.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(list(jobs), desc="images", unit="image", file=sys.stderr, dynamic_ncols=True,
+                   disable=None if progress and len(jobs) > 1 else True)  # None: shown on a terminal only
+        for path in bar:
+            try:
+                picture = first if first is not None and path == images[0] else read_picture(path)
+                upscale(runner, picture, [sized(job, *picture.rgb.shape[2:], tile) for job in jobs[path]], report,
+                        checker)
+                report.images += 1
+            except Exception as exc:
+                skip(report, path, exc, first is None)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def left_to_do(report: Report, image: Path, jobs: list[Job]) -> list[Job]:
+    """The jobs whose result is not yet there whole (planned sizes come from the header); the others are noted."""
+    try:
+        header = read_header(image)
+    except SrcnnError:
+        return jobs
+    todo = []
+    for job in jobs:
+        result = job.results[RESULT]
+        sizes = {job.factor.output_size(header.height, header.width),
+                 job.factor.output_size(header.width, header.height)}  # upright: turned by its orientation
+        if result.exists() and any(is_complete(result, size) for size in sizes):
+            report.existing.append(result)
+            log.debug("kept %s: complete from an earlier run", result)
+        else:
+            todo.append(job)
+    return todo
+
+
+def graph_parts(onnx_model: Path | None, weights: Path | None, exporter: str, opset: int | None) -> GraphParts:
+    """The graph this run runs: the file given with --onnx as it is, or the tutorial's model from the cache."""
+    if onnx_model is None:
+        return cache.graph_parts(weights, exporter, opset)
+    from srcnn import graph  # onnx loads here, to check a file given by the user
+
+    log.info("running %s as it is (no export)", onnx_model)
+    return graph.graph_parts(graph.load_onnx(onnx_model))
+
+
+def write_graph(path: Path, parts: GraphParts) -> None:
+    """Write the graph the product runs (its Resize as matrix products), whole or not at all."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(parts.fast)
+    except OSError as exc:
+        raise SrcnnError(f"cannot write {path}: {exc.strerror or exc}; nothing was left half-written") from None
+    log.info("wrote %s: the graph as this run runs it (inputs input and factor)", path)
+
+
+def skip(report: Report, path: Path, exc: Exception, folder_mode: bool) -> None:
+    """A folder is a job: whatever one file raised, name it once and go on with the others. One image: re-raise."""
+    if not folder_mode:
+        raise exc
+    why = str(exc) if is_mistake(exc) else f"{type(exc).__name__}: {exc}".splitlines()[0]
+    report.skipped.append((path, why))
+    log.error("skipped: %s", why) if str(path) in why else log.error("skipped %s: %s", path, why)  # named once
+    log.debug("the traceback:", exc_info=exc)
+
+
+def upscale(runner: OrtRunner, picture: Picture, jobs: Sequence[Job], report: Report, checker: object = None) -> None:
+    """One image at each job's factor; each result written in the input's format (with --check, PyTorch's too)."""
+    height, width = picture.rgb.shape[2:]
+    for job in jobs:
+        name, tag = job.image.name, job.factor.tag
+        if job.tile is not None:
+            log.info("%s x%s: tiles of %d px (--tile 0 runs untiled)", name, tag, job.tile)
+        if runner.form(height, width, job.factor) == "resize" and resize_keeps_the_size(height, width, job.factor):
+            log.warning("%s x%s: the size does not change, and ONNX Runtime's Resize then returns its input as it"
+                        " is; expect a mismatch (--ort-resize auto follows the factor)", name, tag)
+        outputs = {}
+        if checker is not None:
+            outputs["torch"], outputs[RESULT], comparison = checker(runner, picture, job)
+            report.comparisons.append(comparison)
+        else:
+            outputs[RESULT] = runner(picture.rgb, job.factor, job.tile)
+        alpha = None if picture.alpha is None else upscale_alpha(runner, picture.alpha, job.factor)
+        for runtime, out in outputs.items():
+            job.results[runtime].parent.mkdir(parents=True, exist_ok=True)
+            write_picture(job.results[runtime], out, picture, alpha)
+            report.written.append(job.results[runtime])

@@ -1,0 +1,127 @@
+"""The product's torch-free facts: the factor, the graph's names and Resize attributes, limits, exit codes, errors.
+
+The tutorial (srcnn_dynamic.py) states these facts for itself: it is one file a learner reads, and it imports
+torch. The product runs without PyTorch (deploying means a runtime on a saved graph), so it cannot import the
+tutorial on its inference path; it states them here, and tests/test_core.py proves each one equal to the
+tutorial's, so that neither can drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+# The Resize attributes that make ONNX Runtime compute PyTorch's bicubic (srcnn_dynamic.py explains each).
+RESIZE_MODE = "cubic"
+CUBIC_COEFF_A = -0.75
+COORDINATE_TRANSFORMATION_MODE = "pytorch_half_pixel"
+INPUT_NAMES = ("input", "factor")  # the image (N, 3, H, W) and the factor [1, 1, fh, fw]
+OUTPUT_NAME = "output"  # (N, 3, floor(H * fh), floor(W * fw))
+EXPORTERS = ("torchscript", "dynamo")
+MIN_OPSET = {"torchscript": 11, "dynamo": 18}  # 11: Resize gets cubic_coeff_a; 18: dynamo's oldest
+# How ONNX Runtime computes the bicubic Resize (srcnn.runtime): rewritten as matrix products or gathers, or as is.
+OrtResize = Literal["auto", "matmul", "gather", "resize"]
+ORT_RESIZES: tuple[OrtResize, ...] = ("auto", "matmul", "gather", "resize")
+EXPORT_FACTOR = 3.0  # the tutorial's srcnn3.onnx is traced at x3
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_IMAGE = PROJECT_ROOT / "face.png"  # 256x256, from scikit-image's astronaut
+DEFAULT_WEIGHTS = PROJECT_ROOT / "weights" / "srcnn_dynamic.pth"  # made by train.py
+DEFAULT_FACTORS = ("3", "4")
+MIN_FACTOR = 1.0  # a super-resolution model upsamples; factors below 1 would shrink the image
+MAX_INPUT_PIXELS = 8192 * 8192  # no command here reads a larger image (OpenCV refuses one by its header)
+MAX_OUTPUT_PIXELS = 4096 * 4096  # untiled, conv1 holds 64 float32 maps at output size: 4 GiB at this limit
+TIMING_RUNS = 3  # --check reports the median of this many runs for one image (the first one included)
+PARITY_ATOL = 1e-4  # ORT vs PyTorch on [0, 1]: sums in other orders; 40x below one 8-bit level (docs/testing.md)
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130  # 130 = 128 + SIGINT
+EXIT_SKIPPED = 3  # --image DIR: some images could not be processed (each named); the others were
+EXIT_CRASH = 4  # neither a mistake in the command nor a parity failure: a bug, out of memory, a failing disk
+
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_INPUT_PIXELS))  # read by OpenCV when it loads
+
+
+class SrcnnError(Exception):
+    """A mistake the user can fix (bad factor, missing file, unavailable device): reported in one line."""
+
+
+def float32(value: float) -> float:
+    """`value` rounded to the nearest float32, as a Python float (inf beyond float32's range)."""
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:  # struct refuses to round past float32's largest value; float32 arithmetic gives inf
+        return math.copysign(math.inf, value)
+
+
+def resized_length(length: int, scale: float) -> int:
+    """floor(length * scale) in float32 as ONNX Runtime rounds (float64: 10 x 1.3 = 12.9999995, not 13).
+
+    Both operands are float32 values (24-bit significands), so their product is exact in float64 and rounding it
+    once to float32 gives what float32 multiplication gives.
+    """
+    return int(math.floor(float32(float32(length) * float32(scale))))
+
+
+@dataclass(frozen=True)
+class Factor:
+    """An upscale factor for height and width; the graph receives it as [1, 1, height, width] float32."""
+
+    height: float
+    width: float
+
+    @classmethod
+    def parse(cls, text: str) -> Factor:
+        """'3' -> 3x3, '2.5' -> 2.5x2.5, '5x6' -> height 5, width 6; each finite and >= MIN_FACTOR."""
+        try:
+            values = [float(p) for p in text.strip().lower().split("x")]
+        except ValueError:
+            values = []
+        if not 1 <= len(values) <= 2:
+            raise SrcnnError(f"factor {text!r}: expected a number such as 3 or 2.5, or HEIGHTxWIDTH such as 5x6")
+        if not all(math.isfinite(v) and v >= MIN_FACTOR for v in values):
+            raise SrcnnError(f"factor {text!r}: each factor must be a finite number >= {MIN_FACTOR:g}")
+        return cls(values[0], values[-1])
+
+    @property
+    def tag(self) -> str:
+        """Short name used in file names: '3', '2.5' or '5x6'."""
+        return f"{self.height:g}" if self.height == self.width else f"{self.height:g}x{self.width:g}"
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(floor(H * fh), floor(W * fw)), computed as the model computes it (resized_length)."""
+        return resized_length(height, self.height), resized_length(width, self.width)
+
+
+def check_opset(exporter: str, opset: int | None) -> int:
+    """`opset`, or the exporter's default when None; refused if the exporter cannot write it."""
+    if opset is not None and opset < MIN_OPSET[exporter]:
+        raise SrcnnError(f"--opset {opset}: the {exporter} exporter needs opset {MIN_OPSET[exporter]} or newer")
+    return opset or MIN_OPSET[exporter]
+
+
+def check_output_size(size: tuple[int, int], factor: Factor, limit: int = MAX_OUTPUT_PIXELS, advice: str = "") -> None:
+    """Refuse a factor whose output would not fit in memory: over `limit` pixels."""
+    (height, width), (out_h, out_w) = size, factor.output_size(*size)
+    if out_h * out_w > limit:
+        raise SrcnnError(f"factor {factor.tag} turns {height}x{width} into {out_h}x{out_w}, over the limit of"
+                         f" {limit:,} output pixels{advice}")
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Fail unless `output_dir` is, or can be created as, a writable folder (nothing is created here)."""
+    existing = next(p for p in (output_dir, *output_dir.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise SrcnnError(f"output folder {output_dir}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SrcnnError(f"output folder {output_dir} is not writable ({existing} does not allow writing)")
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line and exit with EXIT_USAGE, like every other error here."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
+

@@ -1,0 +1,140 @@
+"""The graph as the product deploys it: checked, its Resize in each form, cut before its convolutions (needs onnx).
+
+Building these parts needs the `onnx` package (0.7 s to import); running them does not: srcnn.runtime takes the
+parts as serialized models, and srcnn.cache keeps them on disk, so a cached run imports neither onnx nor torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import onnx.external_data_helper
+import onnx.utils
+
+from srcnn.core import INPUT_NAMES, OUTPUT_NAME, Factor, SrcnnError
+from srcnn.rewrite import REWRITE_PREFIX, resize_as_gather, resize_as_matmul
+from srcnn.runtime import FORMS, Device, GraphParts, create_session, run_session
+
+REWRITES: dict[str, Callable[[onnx.ModelProto], onnx.ModelProto]] = {
+    "matmul": resize_as_matmul, "gather": resize_as_gather, "resize": lambda proto: proto,
+}
+# The tutorial's convolutions (SuperResolutionNet): conv1 9x9 3->64, conv2 1x1 64->32, conv3 5x5 32->3.
+CONV_WEIGHT_SHAPES = ((64, 3, 9, 9), (32, 64, 1, 1), (3, 32, 5, 5))
+MAX_ONNX_BYTES = 16 * 2**20  # the exported model is 80 KB: a larger file is not this project's
+PROBE = (8, 8, Factor(2.0, 2.0))  # a tiny run that any model of this project's graph must survive
+
+
+def is_fast_form(proto: onnx.ModelProto) -> bool:
+    """Whether the graph's Resize has already been rewritten (a file written by --save-onnx)."""
+    return not any(n.op_type == "Resize" for n in proto.graph.node) and any(
+        n.name.startswith(REWRITE_PREFIX) for n in proto.graph.node)
+
+
+def graph_problems(proto: onnx.ModelProto) -> list[str]:
+    """How the graph differs from the tutorial's: inputs `input` and `factor`, one Resize scaled by `factor` (or,
+    in the fast form, the rewrite's nodes reading `factor` instead)."""
+    inputs, outputs = [i.name for i in proto.graph.input], [o.name for o in proto.graph.output]
+    problems = [f"inputs are {inputs}, expected {list(INPUT_NAMES)}"] if inputs != list(INPUT_NAMES) else []
+    problems += [f"outputs are {outputs}, expected {[OUTPUT_NAME]}"] if outputs != [OUTPUT_NAME] else []
+    if is_fast_form(proto):
+        return problems
+    resizes = [n for n in proto.graph.node if n.op_type == "Resize"]
+    if len(resizes) != 1 or resizes[0].input[2:3] != [INPUT_NAMES[1]]:
+        problems.append(f"expected one Resize whose scales input is {INPUT_NAMES[1]!r}")
+    return problems
+
+
+def _weight_problems(proto: onnx.ModelProto) -> list[str]:
+    """How the graph's convolutions differ from the tutorial's: count, weights held in the file, shapes."""
+    if any(onnx.external_data_helper.uses_external_data(t) for t in proto.graph.initializer):
+        return ["its weights are stored in external data files"]
+    shapes = {t.name: tuple(t.dims) for t in proto.graph.initializer}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    if len(convs) != len(CONV_WEIGHT_SHAPES):
+        return [f"it has {len(convs)} Conv nodes, expected {len(CONV_WEIGHT_SHAPES)}"]
+    if missing := [n.name or n.output[0] for n in convs if n.input[1] not in shapes]:
+        return [f"the weights of {', '.join(missing)} are not initializers (held in Constant nodes?)"]
+    return [f"Conv {n.name or n.output[0]} has weights of shape {shapes[n.input[1]]}, the model needs {want}"
+            for n, want in zip(convs, CONV_WEIGHT_SHAPES, strict=True) if shapes[n.input[1]] != want]
+
+
+def halo(proto: onnx.ModelProto) -> int:
+    """How far an output pixel of the convolutions sees: the sum of their kernel radii (4 + 0 + 2 = 6 pixels)."""
+    shapes = {t.name: tuple(t.dims) for t in proto.graph.initializer}
+    return sum(shapes[n.input[1]][2] // 2 for n in proto.graph.node if n.op_type == "Conv")
+
+
+def load_onnx(path: Path) -> onnx.ModelProto:
+    """Read a model given with --onnx, refusing in one line a file that is missing, too large, not ours or not
+    runnable here (opset, IR version, weights in Constant nodes, other channels or output shape)."""
+    if not path.is_file():  # a FIFO or a device would block onnx.load
+        raise SrcnnError(f"--onnx {path} is not a file" if path.exists() else f"ONNX model not found: {path}")
+    if (size := path.stat().st_size) > MAX_ONNX_BYTES:
+        raise SrcnnError(f"--onnx {path} has {size:,} bytes, over the limit of {MAX_ONNX_BYTES:,}")
+    try:
+        proto = onnx.load(path, load_external_data=False)  # external data is refused below, never read
+    except Exception as exc:  # protobuf's DecodeError and friends: the file is not an ONNX model
+        message = f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})"
+        raise SrcnnError(message.splitlines()[0]) from None
+    if problems := graph_problems(proto) + _weight_problems(proto):
+        raise SrcnnError(f"--onnx {path} is not this project's dynamic-factor model: {'; '.join(problems)} (export"
+                         " one with python srcnn_dynamic.py, which writes srcnn3.onnx)")
+    _check_runnable(proto, path)
+    return proto
+
+
+def _check_runnable(proto: onnx.ModelProto, path: Path) -> None:
+    """Run the model once on a tiny image in ONNX Runtime, as it is; refuse it if that fails or looks wrong."""
+    height, width, factor = PROBE
+    try:
+        out = run_session(create_session(proto.SerializeToString()), np.full((1, 3, height, width), 0.5, np.float32),
+                          factor)
+    except Exception as exc:  # ORT's own errors: opset or IR version it does not know, invalid graphs...
+        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise SrcnnError(f"--onnx {path} cannot run in ONNX Runtime {ort.__version__}: {reason}") from None
+    expected = (1, 3, *factor.output_size(height, width))
+    if out.shape != expected or not np.isfinite(out).all():
+        raise SrcnnError(f"--onnx {path} gives an output of shape {out.shape} (all finite:"
+                         f" {bool(np.isfinite(out).all())}) on a {height}x{width} image at x{factor.tag};"
+                         f" this project's model gives {expected}, finite")
+
+
+def rewritten(proto: onnx.ModelProto, form: str) -> onnx.ModelProto:
+    """The graph with its Resize in `form`: "matmul", "gather" or "resize" (as exported)."""
+    if form not in REWRITES:
+        raise SrcnnError(f"resize {form!r}: expected one of {', '.join(REWRITES)}")
+    return REWRITES[form](proto)
+
+
+def form_session(proto: onnx.ModelProto, device: Device = "cpu", *, resize: str = "matmul",
+                 threads: int = 0) -> ort.InferenceSession:
+    """A session on the whole graph with its Resize in form `resize` (the tests and the benchmark run whole graphs)."""
+    return create_session(rewritten(proto, resize).SerializeToString(), device, threads)
+
+
+def split_before_convs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """(input, factor) -> upsampled, and upsampled -> output: the checked graph cut at its first Conv's input."""
+    upsampled = next(n.input[0] for n in proto.graph.node if n.op_type == "Conv")
+    extractor = onnx.utils.Extractor(onnx.shape_inference.infer_shapes(proto))
+    return (extractor.extract_model(list(INPUT_NAMES), [upsampled]),
+            extractor.extract_model([upsampled], [OUTPUT_NAME]))
+
+
+def graph_parts(proto: onnx.ModelProto) -> GraphParts:
+    """Everything srcnn.runtime needs to run `proto` in each form its Resize can take, serialized.
+
+    A graph as exported gives every form; a fast-form file (--save-onnx) has only its matrix products.
+    """
+    forms = ("matmul",) if is_fast_form(proto) else FORMS
+    upsample, refine = {}, b""
+    for form in forms:
+        form_proto = proto if is_fast_form(proto) else rewritten(proto, form)
+        upsample_part, refine_part = split_before_convs(form_proto)
+        upsample[form] = upsample_part.SerializeToString()
+        refine = refine or refine_part.SerializeToString()  # the convolutions are the same in every form
+    fast = proto if is_fast_form(proto) else rewritten(proto, "matmul")
+    return GraphParts(upsample=upsample, refine=refine, fast=fast.SerializeToString(), halo=halo(proto))

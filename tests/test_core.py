@@ -1,0 +1,82 @@
+"""The product states the tutorial's facts again without torch (srcnn.core, srcnn.runtime, srcnn.graph): each one
+must equal the tutorial's, so that neither can drift from the other."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import srcnn_dynamic as sd
+from srcnn import core, graph, runtime
+
+SHARED = ("RESIZE_MODE", "CUBIC_COEFF_A", "COORDINATE_TRANSFORMATION_MODE", "INPUT_NAMES", "OUTPUT_NAME", "EXPORTERS",
+          "MIN_OPSET", "EXPORT_FACTOR", "DEFAULT_IMAGE", "DEFAULT_WEIGHTS", "DEFAULT_FACTORS", "MIN_FACTOR",
+          "MAX_INPUT_PIXELS", "MAX_OUTPUT_PIXELS", "TIMING_RUNS", "PARITY_ATOL", "EXIT_OK", "EXIT_MISMATCH",
+          "EXIT_USAGE", "EXIT_CRASH", "EXIT_INTERRUPTED")
+SHARED_BY_RUNTIME = ("CUDA_ALLOW_TF32", "CUDA_PROVIDER", "CPU_PROVIDER", "GPU_INSTALL_HINT")
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_core_states_the_tutorials_constant(name) -> None:
+    assert getattr(core, name) == getattr(sd, name), f"{name}: core {getattr(core, name)!r}, tutorial {getattr(sd, name)!r}"
+
+
+@pytest.mark.parametrize("name", SHARED_BY_RUNTIME)
+def test_runtime_states_the_tutorials_constant(name) -> None:
+    assert getattr(runtime, name) == getattr(sd, name), f"{name}: {getattr(runtime, name)!r} vs {getattr(sd, name)!r}"
+
+
+def test_the_graph_checks_expect_the_tutorials_convolutions() -> None:
+    shapes = tuple(tuple(conv.weight.shape) for conv in (lambda m: (m.conv1, m.conv2, m.conv3))(sd.SuperResolutionNet()))
+    assert graph.CONV_WEIGHT_SHAPES == shapes, f"{graph.CONV_WEIGHT_SHAPES} vs the model's {shapes}"
+
+
+@given(st.text(max_size=12))
+def test_factors_parse_alike(text) -> None:
+    outcomes = []
+    for module in (core, sd):
+        try:
+            factor = module.Factor.parse(text)
+            outcomes.append((factor.height, factor.width, factor.tag))
+        except module.SrcnnError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1], f"{text!r}: core {outcomes[0]!r}, tutorial {outcomes[1]!r}"
+
+
+@given(st.integers(1, 100_000), st.floats(1.0, 1e4, allow_nan=False) | st.sampled_from([1.3, 2.5, 3.0000001, 1e30]))
+def test_output_sizes_round_alike(length, scale) -> None:
+    """core computes float32 rounding without numpy (struct); the tutorial with np.float32."""
+    assert core.resized_length(length, scale) == sd.resized_length(length, scale), f"{length} x {scale!r}"
+
+
+def test_float32_rounding_overflows_to_infinity() -> None:
+    assert core.float32(1e39) == math.inf and core.float32(-1e39) == -math.inf
+    assert core.float32(0.1) == float(np.float32(0.1))
+
+
+@pytest.mark.parametrize("exporter", sd.EXPORTERS)
+@pytest.mark.parametrize("opset", [None, 9, 11, 17, 18, 21])
+def test_opsets_are_checked_alike(exporter, opset) -> None:
+    outcomes = []
+    for module in (core, sd):
+        try:
+            outcomes.append(module.check_opset(exporter, opset))
+        except module.SrcnnError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1], f"{exporter} {opset}: {outcomes}"
+
+
+@pytest.mark.parametrize("exporter", sd.EXPORTERS)
+def test_graphs_are_judged_alike(onnx_path, exporter) -> None:
+    exported = onnx.load(onnx_path(exporter))
+    renamed = onnx.ModelProto()
+    renamed.CopyFrom(exported)
+    renamed.graph.input[1].name = "scale"
+    for proto in (exported, renamed):
+        assert graph.graph_problems(proto) == sd.graph_problems(proto), graph.graph_problems(proto)
+    assert graph.graph_problems(renamed), "a graph without a `factor` input must be refused"

@@ -1,0 +1,225 @@
+"""The product as people use it: one result per photo, folders and reruns, the cache, no torch on the hot path,
+--save-onnx for plain ONNX Runtime, --check, and the Python API (picklable, from a process pool)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from conftest import ROOT, cli_env, run_cli
+
+import srcnn_dynamic as sd
+from srcnn import app, cache, core, graph, report
+from srcnn.upscaler import Upscaler
+
+
+def photo(path: Path, size: tuple[int, int] = (24, 32)) -> Path:
+    """A small crop of face.png, written in `path`'s format."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.resize(cv2.imread(str(ROOT / "face.png")), size[::-1], interpolation=cv2.INTER_AREA))
+    return path
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def imported_torch(done: subprocess.CompletedProcess[str]) -> list[str]:
+    """The torch modules a `python -X importtime` run imported (its stderr lists each import)."""
+    return [line for line in done.stderr.splitlines() if line.rstrip().endswith(("| torch", "| srcnn_dynamic"))]
+
+
+def test_a_folder_gives_one_result_per_photo_and_a_rerun_writes_nothing(tmp_path) -> None:
+    for name in ("a.png", "b.jpg", "c.webp"):
+        photo(tmp_path / "photos" / name)
+    first = run_cli("-i", "photos", "-s", "2", "-o", "out", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert files_under(tmp_path / "out") == ["a_x2.png", "b_x2.jpg", "c_x2.webp"], files_under(tmp_path / "out")
+    assert first.stdout.startswith("upscaled 3 images into 3 results"), first.stdout
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()}
+    second = run_cli("-i", "photos", "-s", "2", "-o", "out", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "nothing to do" in second.stdout and "--overwrite" in second.stdout, second.stdout
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()} == stamps, "a rerun must write nothing"
+    third = run_cli("-i", "photos", "-s", "2", "-o", "out", "--overwrite", "-q", cwd=tmp_path)
+    assert third.returncode == 0 and third.stdout == "" and third.stderr == "", third
+    assert all(p.stat().st_mtime_ns > stamps[p] for p in stamps), "--overwrite must compute every result again"
+
+
+def test_an_incomplete_result_is_computed_again(tmp_path) -> None:
+    photo(tmp_path / "photos" / "a.png")
+    photo(tmp_path / "photos" / "b.jpg")
+    assert app.run(tmp_path / "photos", [core.Factor.parse("2")], output_dir=tmp_path / "out").written
+    whole = (tmp_path / "out" / "b_x2.jpg").read_bytes()
+    (tmp_path / "out" / "b_x2.jpg").write_bytes(whole[: len(whole) // 2])  # cut short, as by a crash elsewhere
+    again = app.run(tmp_path / "photos", [core.Factor.parse("2")], output_dir=tmp_path / "out")
+    assert [p.name for p in again.written] == ["b_x2.jpg"], again
+    assert [p.name for p in again.existing] == ["a_x2.png"], again
+    assert (tmp_path / "out" / "b_x2.jpg").read_bytes() == whole
+
+
+def test_recursive_mirrors_sub_folders_and_never_reads_its_results(tmp_path) -> None:
+    photos = tmp_path / "photos"
+    for name in ("a.png", "2024/b.png", "2024/summer/c.jpg"):
+        photo(photos / name)
+    out = photos / "upscaled"  # the results inside the photos' folder: never read back as photos
+    flat = app.run(photos, [core.Factor.parse("2")], output_dir=out)
+    assert files_under(out) == ["a_x2.png"], f"without --recursive only the folder itself: {files_under(out)}"
+    deep = app.run(photos, [core.Factor.parse("2")], output_dir=out, recursive=True)
+    assert files_under(out) == ["2024/b_x2.png", "2024/summer/c_x2.jpg", "a_x2.png"], files_under(out)
+    assert len(deep.written) == 2 and len(deep.existing) == 1 and len(flat.written) == 1, (flat, deep)
+    again = app.run(photos, [core.Factor.parse("2")], output_dir=out, recursive=True)
+    assert not again.written and len(again.existing) == 3, again
+
+
+def test_a_broken_photo_is_named_once(tmp_path) -> None:
+    photo(tmp_path / "photos" / "a.png")
+    (tmp_path / "photos" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    done = run_cli("-i", "photos", "-s", "2", "-o", "out", cwd=tmp_path)
+    assert done.returncode == core.EXIT_SKIPPED, done.stderr
+    assert done.stderr.count("broken.png") == 1, done.stderr
+    assert "1 skipped" in done.stdout, done.stdout
+
+
+def test_the_hot_path_and_help_import_no_torch(tmp_path) -> None:
+    """`python -X importtime` lists every module a run imports: a cached run, --onnx and --help load no torch."""
+    photo(tmp_path / "a.png")
+    warm = run_cli("-i", "a.png", "-s", "2", "-o", "warm", "--save-onnx", "fast.onnx", cwd=tmp_path)  # builds
+    assert warm.returncode == 0, warm.stderr
+    for args in (["--help"], ["-i", "a.png", "-s", "2", "-o", "cached"],
+                 ["-i", "a.png", "-s", "2.5", "-o", "given", "--onnx", "fast.onnx"]):
+        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "srcnn", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300, env=cli_env())
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert imported_torch(done) == [], f"{args} imported {imported_torch(done)}"
+    assert files_under(tmp_path / "cached") == ["a_x2.png"] and files_under(tmp_path / "given") == ["a_x2.5.png"]
+
+
+def test_save_onnx_writes_the_fast_graph_for_plain_onnxruntime(tmp_path) -> None:
+    done = run_cli("--save-onnx", "fast.onnx", cwd=tmp_path)
+    assert done.returncode == 0 and sorted(os.listdir(tmp_path)) == ["fast.onnx"], (done.stderr, os.listdir(tmp_path))
+    proto = onnx.load(tmp_path / "fast.onnx")
+    onnx.checker.check_model(proto, full_check=True)
+    assert [i.name for i in proto.graph.input] == list(core.INPUT_NAMES), proto.graph.input
+    assert not [n for n in proto.graph.node if n.op_type == "Resize"], "the fast form has no cubic Resize left"
+    # As the README's snippet runs it: plain ONNX Runtime, nothing from this project.
+    session = ort.InferenceSession(tmp_path / "fast.onnx", providers=["CPUExecutionProvider"])
+    image = np.random.default_rng(0).random((1, 3, 13, 17), dtype=np.float32)
+    (out,) = session.run(None, {"input": image, "factor": np.array([1, 1, 2.5, 3], np.float32)})
+    reference = sd.run_torch(sd.build_model(sd.load_state_dict(sd.DEFAULT_WEIGHTS)), torch.from_numpy(image),
+                             sd.Factor(2.5, 3.0))
+    diff = float(np.abs(out - reference).max())
+    assert out.shape == (1, 3, 32, 51) and diff <= core.PARITY_ATOL, f"shape {out.shape}, max |ORT - PyTorch| {diff:.2e}"
+    photo(tmp_path / "a.png")
+    again = run_cli("-i", "a.png", "-s", "3", "-o", "out", "--onnx", "fast.onnx", "--check", cwd=tmp_path)
+    assert again.returncode == 0 and "ok" in again.stdout, again.stdout + again.stderr
+
+
+def test_a_read_only_cache_builds_in_memory_and_says_so_under_v(tmp_path) -> None:
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "srcnn-dynamic").write_text("a file where the cache folder should be")
+    photo(tmp_path / "a.png")
+    done = subprocess.run([sys.executable, "-m", "srcnn", "-i", "a.png", "-s", "2", "-o", "out", "-v"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env={**cli_env(), "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr
+    assert "cannot cache the graph" in done.stderr and "built in memory" in done.stderr, done.stderr
+    assert files_under(tmp_path / "out") == ["a_x2.png"]
+
+
+def test_the_cache_follows_xdg_cache_home_and_a_damaged_entry_is_rebuilt(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    key = cache.graph_key(None, "torchscript", None)
+    built = cache.graph_parts()
+    entry = tmp_path / "cache" / "srcnn-dynamic" / key
+    assert (entry / cache.PARTS_FILE).is_file(), f"no entry in {entry}"
+    (entry / cache.PARTS_FILE).write_text("{not json")
+    assert cache.load(key) is None
+    assert cache.graph_parts() == built, "a damaged entry is exported and cached again, to the same graph"
+    assert cache.load(key) == built
+
+
+def test_the_cache_key_follows_the_weights_exporter_and_opset(tmp_path) -> None:
+    other = tmp_path / "other.pth"
+    other.write_bytes(sd.DEFAULT_WEIGHTS.read_bytes() + b"\0")
+    keys = {cache.graph_key(None, "torchscript", None), cache.graph_key(other, "torchscript", None),
+            cache.graph_key(None, "dynamo", None), cache.graph_key(None, "torchscript", 13)}
+    assert len(keys) == 4, keys
+    assert cache.graph_key(None, "torchscript", None) == cache.graph_key(sd.DEFAULT_WEIGHTS, "torchscript", 11)
+
+
+def test_check_keeps_the_tutorials_table_and_exit_codes(tmp_path, monkeypatch, capsys) -> None:
+    photo(tmp_path / "a.png")
+    checked = app.run(tmp_path / "a.png", [core.Factor.parse("2")], output_dir=tmp_path / "out", check=True, runs=1)
+    assert files_under(tmp_path / "out") == ["a_ort_2.png", "a_torch_2.png"]
+    assert report.finish(checked) == core.EXIT_OK and "ok" in capsys.readouterr().out
+    real_call = app.OrtRunner.__call__
+    monkeypatch.setattr(app.OrtRunner, "__call__", lambda self, *a, **k: real_call(self, *a, **k) + 1e-3)
+    drifted = app.run(tmp_path / "a.png", [core.Factor.parse("2")], output_dir=tmp_path / "out2", check=True, runs=1)
+    assert report.finish(drifted) == core.EXIT_MISMATCH and "FAIL" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The Python API
+
+
+@pytest.fixture(scope="module")
+def upscaler() -> Upscaler:
+    return Upscaler(threads=1)
+
+
+@pytest.mark.parametrize(("shape", "dtype"), [((20, 30, 3), np.uint8), ((20, 30), np.uint16), ((20, 30, 4), np.uint8),
+                                              ((20, 30, 3), np.float32)])
+def test_the_api_keeps_layout_and_type(upscaler, shape, dtype) -> None:
+    rng = np.random.default_rng(1)
+    image = rng.random(shape, dtype=np.float32) if dtype == np.float32 else rng.integers(0, np.iinfo(dtype).max,
+                                                                                              shape, dtype=dtype)
+    out = upscaler(image, "2.5")
+    assert out.shape == (50, 75, *shape[2:]) and out.dtype == dtype, f"{shape} {dtype} -> {out.shape} {out.dtype}"
+
+
+def test_the_api_equals_pytorch(upscaler) -> None:
+    image = np.random.default_rng(2).random((17, 23, 3), dtype=np.float32)
+    model = sd.build_model(sd.load_state_dict(sd.DEFAULT_WEIGHTS))
+    reference = np.clip(sd.run_torch(model, torch.from_numpy(image.transpose(2, 0, 1)[None].copy()),
+                                     sd.Factor(3.0, 2.0))[0].transpose(1, 2, 0), 0, 1)
+    diff = float(np.abs(upscaler(image, "3x2") - reference).max())
+    assert diff <= core.PARITY_ATOL, f"max |API - PyTorch| = {diff:.2e}"
+
+
+def test_the_api_refuses_in_one_line(upscaler) -> None:
+    for image, factor, words in [(np.zeros((4, 4, 2), np.uint8), 2, r"expected \(H, W\)"),
+                                 (np.zeros((4, 4, 3), np.int32), 2, "expected uint8"),
+                                 (np.zeros((4, 4, 3), np.uint8), 0.5, "finite number >= 1")]:
+        with pytest.raises(core.SrcnnError, match=words):
+            upscaler(image, factor)
+    with pytest.raises(core.SrcnnError, match="expected one of tutorial"):
+        Upscaler(model="esrgan")
+
+
+def _upscale_in_worker(job: tuple[Upscaler, np.ndarray]) -> np.ndarray:
+    upscaler, image = job
+    return upscaler(image, 2)
+
+
+def test_the_api_pickles_and_runs_in_a_process_pool(upscaler) -> None:
+    images = [np.random.default_rng(seed).integers(0, 255, (16, 12, 3), dtype=np.uint8) for seed in range(3)]
+    expected = [upscaler(image, 2) for image in images]  # the sessions exist now: pickling must leave them out
+    copy = pickle.loads(pickle.dumps(upscaler))
+    assert copy._runner is None and len(pickle.dumps(upscaler)) < 1000, "an upscaler pickles as its settings"
+    # spawn, not fork: this process already runs ONNX Runtime's thread pools
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_upscale_in_worker, [(upscaler, image) for image in images]))
+    for got, want in zip(results, expected, strict=True):
+        assert np.array_equal(got, want), f"a worker's result differs by {np.abs(got.astype(int) - want).max()} levels"
