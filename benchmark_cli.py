@@ -81,7 +81,7 @@ def timed(command: list[str], cwd: Path) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", type=int, default=8, metavar="N", help="photos in the folder (default: %(default)s)")
+    parser.add_argument("--photos", type=int, default=8, metavar="N", help="photos to upscale (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=5, metavar="N", help="timed rounds (default: %(default)s)")
     args = parser.parse_args()
     product = [sys.executable, "-m", "srcnn"]

@@ -252,8 +252,7 @@ def export_onnx(model: SuperResolutionNet, path: Path, *, exporter: Exporter = "
                     model, example,
                     dynamo=True,  # the torch.export-based exporter, PyTorch's default
                     opset_version=opset,
-                    input_names=list(INPUT_NAMES),
-                    output_names=[OUTPUT_NAME],
+                    input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],  # as the TorchScript export
                     dynamic_shapes={"x": {0: Dim("batch"), 2: Dim("height"), 3: Dim("width")}, "factor": None},
                     custom_translation_table={torch.ops.srcnn_dynamic.bicubic_resize.default: _resize_onnxscript},
                 ).model_proto
@@ -399,8 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, metavar="FILE", help="(default: face.png)")
     parser.add_argument("--factor", action="append", metavar="F", help="repeatable: 3, 2.5 or 5x6 (default: 3 and 4)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda needs requirements-gpu.txt")
-    parser.add_argument("--exporter", choices=EXPORTERS, default="torchscript", help="(default: %(default)s)")
-    parser.add_argument("--opset", type=int, metavar="N", help=f"(default: {MIN_OPSET})")
+    parser.add_argument("--exporter", choices=EXPORTERS, default="torchscript", help="dynamo=False or True")
+    parser.add_argument("--opset", type=int, metavar="N",
+                        help=f"(default: {MIN_OPSET['torchscript']} for torchscript, {MIN_OPSET['dynamo']} for dynamo)")
     parser.add_argument("--weights", type=Path, metavar="PATH", help="(default: weights/srcnn_dynamic.pth, if present)")
     parser.add_argument("--output-dir", type=Path, default=Path("outputs"), metavar="DIR", help="(default: outputs)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with exporter tracebacks")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import srcnn.startup  # noqa: F401 - first: a signal while the libraries load exits quietly (the `srcnn` command)
 
 from srcnn.core import (DEFAULT_FACTORS, DEFAULT_IMAGE, EXIT_CRASH, EXIT_MISMATCH, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE,
                         EXPORTERS, MIN_FACTOR, MIN_OPSET, ORT_RESIZES, PARITY_ATOL, TIMING_RUNS, Factor,
@@ -35,7 +38,8 @@ exit codes: {EXIT_OK} done; {EXIT_MISMATCH} (--check) ONNX Runtime and PyTorch d
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line: what to upscale and where, the model, speed and memory, checking."""
-    parser = OneLineErrorParser(prog="python -m srcnn", description=DESCRIPTION, epilog=EPILOG,
+    prog = "python -m srcnn" if sys.argv[0].endswith("__main__.py") else Path(sys.argv[0]).name  # or `srcnn`
+    parser = OneLineErrorParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_argument_group("what to upscale, and where")
     what.add_argument("-i", "--image", type=Path, metavar="PATH",
@@ -70,7 +74,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                        help="where ONNX Runtime runs; cuda needs requirements-gpu.txt (default: %(default)s)")
     speed.add_argument("--tile", type=int, metavar="N",
                        help=f"refine in tiles of NxN output pixels, which bounds memory; 0: never (default: tiles of"
-                       f" {DEFAULT_TILE} for outputs over {TILE_ABOVE_PIXELS:,} pixels; the result is the same either way)")
+                       f" {DEFAULT_TILE} for outputs over {TILE_ABOVE_PIXELS:,} pixels; the same result either way)")
     speed.add_argument("--ort-resize", choices=ORT_RESIZES, default="auto",
                        help="how ONNX Runtime computes the bicubic upsampling: matmul, two matrix products (fastest);"
                        " gather, four gathers per axis (memory follows the output: for very long sides); auto, matmul"

@@ -148,5 +148,5 @@ class OrtRunner:
 
 
 def upscale_alpha(runner: OrtRunner, alpha: np.ndarray, factor: Factor) -> np.ndarray:
-    """(1, 1, H, W) alpha -> (1, 1, H', W'): the graph's own bicubic (on three copies, its input's channels), clamped."""
+    """(1, 1, H, W) alpha -> (1, 1, H', W'): the graph's own bicubic (on 3 copies, its input's channels), clamped."""
     return np.clip(runner.upsample(np.repeat(alpha, 3, axis=1), factor)[:, :1], 0.0, 1.0)

@@ -23,7 +23,7 @@ SHARED_BY_RUNTIME = ("CUDA_ALLOW_TF32", "CUDA_PROVIDER", "CPU_PROVIDER", "GPU_IN
 
 @pytest.mark.parametrize("name", SHARED)
 def test_core_states_the_tutorials_constant(name) -> None:
-    assert getattr(core, name) == getattr(sd, name), f"{name}: core {getattr(core, name)!r}, tutorial {getattr(sd, name)!r}"
+    assert getattr(core, name) == getattr(sd, name), f"{name}: {getattr(core, name)!r}, tutorial {getattr(sd, name)!r}"
 
 
 @pytest.mark.parametrize("name", SHARED_BY_RUNTIME)
@@ -32,7 +32,8 @@ def test_runtime_states_the_tutorials_constant(name) -> None:
 
 
 def test_the_graph_checks_expect_the_tutorials_convolutions() -> None:
-    shapes = tuple(tuple(conv.weight.shape) for conv in (lambda m: (m.conv1, m.conv2, m.conv3))(sd.SuperResolutionNet()))
+    model = sd.SuperResolutionNet()
+    shapes = tuple(tuple(conv.weight.shape) for conv in (model.conv1, model.conv2, model.conv3))
     assert graph.CONV_WEIGHT_SHAPES == shapes, f"{graph.CONV_WEIGHT_SHAPES} vs the model's {shapes}"
 
 

@@ -120,7 +120,7 @@ def test_save_onnx_writes_the_fast_graph_for_plain_onnxruntime(tmp_path) -> None
     reference = sd.run_torch(sd.build_model(sd.load_state_dict(sd.DEFAULT_WEIGHTS)), torch.from_numpy(image),
                              sd.Factor(2.5, 3.0))
     diff = float(np.abs(out - reference).max())
-    assert out.shape == (1, 3, 32, 51) and diff <= core.PARITY_ATOL, f"shape {out.shape}, max |ORT - PyTorch| {diff:.2e}"
+    assert out.shape == (1, 3, 32, 51) and diff <= core.PARITY_ATOL, f"{out.shape}, max |ORT - PyTorch| {diff:.2e}"
     photo(tmp_path / "a.png")
     again = run_cli("-i", "a.png", "-s", "3", "-o", "out", "--onnx", "fast.onnx", "--check", cwd=tmp_path)
     assert again.returncode == 0 and "ok" in again.stdout, again.stdout + again.stderr
