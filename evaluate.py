@@ -34,7 +34,7 @@ from srcnn.errors import factor_arg, run_guarded
 from srcnn.images import IMAGE_SUFFIXES, image_paths, read_picture, write_image
 from srcnn.plan import check_output_file
 from srcnn.graph import graph_parts
-from srcnn.pytorch import export
+from srcnn.pytorch import export, tutorial_factor
 from srcnn.runtime import OrtRunner
 from srcnn.weights import load_model
 
@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Check every path and number, evaluate, print the table; return the exit code."""
-    factors = args.factor or [sd.Factor.parse(f) for f in data.EVAL_FACTORS]
+    factors = [tutorial_factor(f) for f in args.factor or map(sd.Factor.parse, data.EVAL_FACTORS)]
     if args.figure:
         inputs = [args.weights, sd.DEFAULT_IMAGE, *(image_paths(args.images) if args.images else [])]
         check_output_file(args.figure, "--figure", inputs)

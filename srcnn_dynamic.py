@@ -398,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, metavar="FILE", help="(default: face.png)")
     parser.add_argument("--factor", action="append", metavar="F", help="repeatable: 3, 2.5 or 5x6 (default: 3 and 4)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda needs requirements-gpu.txt")
-    parser.add_argument("--exporter", choices=EXPORTERS, default="torchscript", help="dynamo=False or True")
+    parser.add_argument("--exporter", choices=EXPORTERS, default="torchscript", help="the tutorial's or torch.export's")
     parser.add_argument("--opset", type=int, metavar="N",
                         help=f"(default: {MIN_OPSET['torchscript']} for torchscript, {MIN_OPSET['dynamo']} for dynamo)")
     parser.add_argument("--weights", type=Path, metavar="PATH", help="(default: weights/srcnn_dynamic.pth, if present)")

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -21,9 +22,11 @@ from srcnn.headers import read_header
 from srcnn.images import Picture, atomic_path, image_paths, read_picture, write_picture
 from srcnn.plan import RESULT, Job, check_output_file, check_outputs, is_complete, plan_image, sized
 from srcnn.report import Report
-from srcnn.runtime import (Device, GraphParts, OrtResize, OrtRunner, check_device, resize_keeps_the_size,
-                           upscale_alpha)
+from srcnn.runtime import Device, GraphParts, OrtResize, OrtRunner, check_device, resize_keeps_the_size, upscale_alpha
 from srcnn.tiling import check_tile
+
+if TYPE_CHECKING:  # srcnn.check loads torch: imported for --check alone
+    from srcnn.check import Checker
 
 log = logging.getLogger("srcnn")
 
@@ -69,33 +72,20 @@ def run(
     if save_onnx is not None:
         check_output_file(save_onnx, "--save-onnx", inputs, suffixes=(".onnx",))
     report = Report(output_dir)
+    folder_mode = image_path is not None and image_path.is_dir()
     jobs: dict[Path, list[Job]] = {}  # image -> its jobs, one per factor, planned from its header
-    first: Picture | None = None
-    images: list[Path] = []
+    first: Picture | None = None  # one image: decoded while planning, so that its problems are the run's
     if image_path is not None:
-        folder_mode = image_path.is_dir()
-        if folder_mode and output_dir.resolve() == image_path.resolve():
-            raise SrcnnError(f"--output-dir {output_dir} is the folder of the photos: the results would be read as"
-                             " photos by the next run; choose another folder (a sub-folder is fine)")
-        images = image_paths(image_path, recursive=recursive, exclude=output_dir)
-        for path in images:
-            folder = output_dir / path.parent.relative_to(image_path) if folder_mode else output_dir
-            try:
-                jobs[path] = plan_image(path, read_header(path), factors, folder, tile, check)
-            except Exception as exc:
-                skip(report, path, exc, folder_mode)
-        if not folder_mode:  # one image: its problems are the run's problems, reported now
-            first = read_picture(images[0])
-            jobs[images[0]] = [sized(job, *first.rgb.shape[2:], tile) for job in jobs[images[0]]]
-        check_output_dir(output_dir)
-        check_outputs(jobs, [save_onnx] if save_onnx else [], [*images, *inputs])
+        jobs, first = plan(image_path, factors, output_dir, tile, check, recursive, report)
+        photos = [*jobs, *(path for path, _ in report.skipped)]
+        check_outputs(jobs, [save_onnx] if save_onnx else [], [*photos, *inputs])
     if not (overwrite or check):
         jobs = {path: todo for path, image_jobs in jobs.items() if (todo := left_to_do(report, path, image_jobs))}
-    checker = None
+    checker: Checker | None = None
     if check and jobs:
         from srcnn.check import Checker  # torch and the tutorial load here, for --check alone
 
-        checker = Checker(weights, device, runs or (1 if len(images) > 1 else TIMING_RUNS))
+        checker = Checker(weights, device, runs or (1 if folder_mode else TIMING_RUNS))
     if jobs or save_onnx:
         parts = graph_parts(onnx_model, weights, exporter, opset)
         if save_onnx is not None:
@@ -108,14 +98,37 @@ def run(
                    disable=None if progress and len(jobs) > 1 else True)  # None: shown on a terminal only
         for path in bar:
             try:
-                picture = first if first is not None and path == images[0] else read_picture(path)
+                picture = first if first is not None else read_picture(path)
                 upscale(runner, picture, [sized(job, *picture.rgb.shape[2:], tile) for job in jobs[path]], report,
                         checker)
                 report.images += 1
             except Exception as exc:
-                skip(report, path, exc, first is None)
+                skip(report, path, exc, folder_mode)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def plan(image_path: Path, factors: Sequence[Factor], output_dir: Path, tile: int | None, check: bool,
+         recursive: bool, report: Report) -> tuple[dict[Path, list[Job]], Picture | None]:
+    """Each image's jobs, planned from its header (a folder's bad files skipped and named), and, for one image,
+    the image decoded: its problems are the run's problems, reported before any work."""
+    folder_mode = image_path.is_dir()
+    if folder_mode and output_dir.resolve() == image_path.resolve():
+        raise SrcnnError(f"--output-dir {output_dir} is the folder of the photos: the results would be read as"
+                         " photos by the next run; choose another folder (a sub-folder is fine)")
+    jobs = {}
+    for path in image_paths(image_path, recursive=recursive, exclude=output_dir):
+        folder = output_dir / path.parent.relative_to(image_path) if folder_mode else output_dir  # mirrored
+        try:
+            jobs[path] = plan_image(path, read_header(path), factors, folder, tile, check)
+        except Exception as exc:
+            skip(report, path, exc, folder_mode)
+    first = None
+    if not folder_mode:
+        first = read_picture(image_path)
+        jobs[image_path] = [sized(job, *first.rgb.shape[2:], tile) for job in jobs[image_path]]
+    check_output_dir(output_dir)
+    return jobs, first
 
 
 def left_to_do(report: Report, image: Path, jobs: list[Job]) -> list[Job]:
@@ -168,7 +181,8 @@ def skip(report: Report, path: Path, exc: Exception, folder_mode: bool) -> None:
     log.debug("the traceback:", exc_info=exc)
 
 
-def upscale(runner: OrtRunner, picture: Picture, jobs: Sequence[Job], report: Report, checker: object = None) -> None:
+def upscale(runner: OrtRunner, picture: Picture, jobs: Sequence[Job], report: Report,
+            checker: Checker | None = None) -> None:
     """One image at each job's factor; each result written in the input's format (with --check, PyTorch's too)."""
     height, width = picture.rgb.shape[2:]
     for job in jobs:

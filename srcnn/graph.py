@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import onnx.external_data_helper
 import onnx.utils
+import onnxruntime as ort
 
 from srcnn.core import INPUT_NAMES, OUTPUT_NAME, Factor, SrcnnError
 from srcnn.rewrite import REWRITE_PREFIX, resize_as_gather, resize_as_matmul

@@ -83,7 +83,8 @@ def read_picture(path: Path) -> Picture:
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     if channels not in (1, 3, 4):
         raise SrcnnError(f"{path} has {channels} channels; grey, colour and colour+alpha are supported")
-    pixels = upright(pixels, metadata.orientation)
+    # OpenCV 5.0's TIFF decoder turns the picture by its orientation even when told not to: do it once.
+    pixels = upright(pixels, 1 if header.format == "TIFF" else metadata.orientation)
     rgb = np.repeat(pixels[:, :, None], 3, axis=2) if channels == 1 else pixels[:, :, 2::-1]  # BGR(A) -> RGB
     alpha = to_model_input(pixels[:, :, 3:]) if channels == 4 else None  # (1, 1, H, W)
     return Picture(to_model_input(rgb), alpha, channels == 1, pixels.dtype, metadata)

@@ -1,11 +1,10 @@
 """Photo metadata carried from an input file to its upscaled result: EXIF (orientation reset to 1), ICC, PNG text.
 
-Measured with OpenCV 5.0.0: imdecodeWithMetadata returns EXIF and ICC from JPEG, PNG and WebP but nothing from TIFF,
-no PNG text, and only by decoding every pixel; imencodeWithMetadata needs the pixels (re-encoding a JPEG would change
-them), writes nothing to TIFF or BMP ("not supported"), no text anywhere, and fails the whole JPEG encode for an ICC
-profile over one segment (~64 KB). Pillow opens a 16-bit colour TIFF as 8 bits and its libtiff writer refused the
-EXIF pointer. So metadata is read here from the file's own structure, without decoding pixels, and spliced into the
-encoded result as JPEG segments, PNG chunks, WebP RIFF chunks or a new TIFF directory: the pixel data is never touched.
+OpenCV 5.0.0's imdecodeWithMetadata / imencodeWithMetadata, measured: EXIF and ICC for JPEG, PNG and WebP, but nothing
+for TIFF or BMP ("not supported") and no PNG text; reading decodes every pixel (110 ms for a 12 MP JPEG, 0.5 ms here),
+writing needs the pixels (a JPEG re-encoded loses quality), and a JPEG profile over one segment (~64 KB) fails the
+whole encode. Pillow opens 16-bit colour TIFF as 8 bits. So the files' own structures are read here, and JPEG segments,
+PNG chunks, WebP RIFF chunks or a new TIFF directory are spliced into cv2.imencode's bytes, pixel data untouched.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -98,15 +98,23 @@ def _tiff_order(head: bytes) -> str | None:
     return {b"II*\0": "<", b"MM\0*": ">"}.get(bytes(head[:4]))
 
 
-def _ifd0_entry_offset(block: bytes, tag: int) -> tuple[str, int] | None:
-    """(byte order, the offset of the 12-byte entry) of `tag` in a TIFF structure's first IFD, or None."""
+def _ifd0(block: bytes) -> tuple[str, int, int] | None:
+    """(byte order, offset, declared entry count) of a TIFF structure's first IFD, or None where it has none."""
     order = _tiff_order(block)
     if order is None or len(block) < 8:
         return None
     (ifd,) = struct.unpack_from(order + "I", block, 4)
     if ifd + 2 > len(block):
         return None
-    (count,) = struct.unpack_from(order + "H", block, ifd)
+    return order, ifd, struct.unpack_from(order + "H", block, ifd)[0]
+
+
+def _ifd0_entry_offset(block: bytes, tag: int) -> tuple[str, int] | None:
+    """(byte order, the offset of the 12-byte entry) of `tag` in a TIFF structure's first IFD, or None."""
+    found = _ifd0(block)
+    if found is None:
+        return None
+    order, ifd, count = found
     for at in range(ifd + 2, min(ifd + 2 + 12 * min(count, MAX_IFD_ENTRIES), len(block) - 11), 12):
         if struct.unpack_from(order + "H", block, at)[0] == tag:
             return order, at
@@ -115,13 +123,10 @@ def _ifd0_entry_offset(block: bytes, tag: int) -> tuple[str, int] | None:
 
 def _has_ifd1(block: bytes) -> bool:
     """Whether an EXIF block links a second IFD after IFD0 (the thumbnail's)."""
-    order = _tiff_order(block)
-    if order is None or len(block) < 8:
+    found = _ifd0(block)
+    if found is None:
         return False
-    (ifd,) = struct.unpack_from(order + "I", block, 4)
-    if ifd + 2 > len(block):
-        return False
-    (count,) = struct.unpack_from(order + "H", block, ifd)
+    order, ifd, count = found
     link = ifd + 2 + 12 * count
     return link + 4 <= len(block) and struct.unpack_from(order + "I", block, link)[0] != 0
 
@@ -254,22 +259,25 @@ def _exif_block(entries: Sequence[_Entry], order: str) -> bytes:
 # --- reading --------------------------------------------------------------------------------------------------------
 
 class _File:
-    """An open file read at offsets, clipped to its size: a declared length is never trusted past the end."""
+    """An unbuffered file read at offsets, clipped to its size: a declared length is never trusted past the end, and
+    no read-ahead pulls in pixel data that a walk skips."""
 
-    def __init__(self, fd: int, size: int) -> None:
-        self.fd = fd
-        self.size = size
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.size = os.fstat(raw.fileno()).st_size
 
     def read(self, offset: int, size: int) -> bytes:
         """Up to `size` bytes at `offset`: fewer at the end of the file, none past it."""
         size = min(size, self.size - offset)
+        if size <= 0:
+            return b""
+        self.raw.seek(offset)
         parts = []
         while size > 0:
-            part = os.pread(self.fd, size, offset)
+            part = self.raw.read(size)  # an unbuffered read may return less than asked
             if not part:
                 break
             parts.append(part)
-            offset += len(part)
             size -= len(part)
         return b"".join(parts)
 
@@ -356,8 +364,8 @@ def _read_jpeg(file: _File, found: _Found) -> None:
         pos += 2 + length
     else:
         found.dropped.append(f"what follows byte {pos:,} (over {MAX_CHUNKS:,} segments)")
-    if icc and not icc_problem and (len(icc_counts) != 1 or len(icc) != icc_counts.pop()):
-        icc_problem = f"{len(icc)} APP2 chunks where they declare {sorted(icc_counts)}"
+    if icc and not icc_problem and icc_counts != {len(icc)}:
+        icc_problem = f"{len(icc)} APP2 chunks, where they declare {' or '.join(map(str, sorted(icc_counts)))}"
     if icc_problem:
         found.dropped.append(f"the ICC profile ({icc_problem})")
     elif icc:
@@ -502,7 +510,8 @@ def _read_tiff(file: _File, found: _Found) -> None:
     elif icc:
         found.add_icc(icc)
     try:
-        entries = _read_ifd(_budget(file.read, EXIF_READ_BUDGET), order, ifd, NOT_EXIF_TAGS)
+        # Entries may all point at one value: what they ask for in all is bounded by the file as well as the cap
+        entries = _read_ifd(_budget(file.read, min(EXIF_READ_BUDGET, file.size)), order, ifd, NOT_EXIF_TAGS)
     except _Malformed as exc:
         found.dropped.append(f"the EXIF tags ({exc})")
         return
@@ -538,36 +547,39 @@ def read_metadata(path: Path) -> Metadata:
     try:
         if not path.is_file():  # a folder, a FIFO or a device: nothing to read, and a FIFO would block
             return Metadata()
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            file = _File(fd, os.fstat(fd).st_size)
+        with path.open("rb", buffering=0) as raw:
+            file = _File(raw)
             head = file.read(0, 12)
             reader = READERS.get(head[:2])
             if reader is not None and (reader is not _read_webp or head[8:12] == b"WEBP"):
                 reader(file, found)
-        finally:
-            os.close(fd)
-    except (OSError, ValueError, struct.error) as exc:  # unreadable, or a structure this walk did not foresee
+    except OSError as exc:
         log.debug("metadata: %s: not read: %s", path, exc)
+        return Metadata()
+    except Exception:  # a structure no walk foresaw: metadata must never fail a run, so it is dropped, not raised
+        log.debug("metadata: %s: not read", path, exc_info=True)
         return Metadata()
     for reason in found.dropped:
         log.debug("metadata: %s: dropped %s", path, reason)
     return Metadata(found.exif, found.icc, tuple(found.text))
 
 
+# EXIF orientation -> what turns the stored rows and columns (axes 0 and 1) into the picture as it is meant to be seen
+TURNS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],  # stored mirrored left to right
+    3: lambda a: a[::-1, ::-1],  # stored upside down
+    4: lambda a: a[::-1],  # stored mirrored top to bottom
+    5: lambda a: a.swapaxes(0, 1),  # stored transposed
+    6: lambda a: a[::-1].swapaxes(0, 1),  # shown turned a quarter clockwise
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),  # stored transversed
+    8: lambda a: a[:, ::-1].swapaxes(0, 1),  # shown turned a quarter counter-clockwise
+}
+
+
 def upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
     """An (H, W[, C]) array decoded with cv2.IMREAD_IGNORE_ORIENTATION turned and flipped as its EXIF orientation
     (1..8) says, as image viewers show it; any other value leaves it as it is. Returns a C-contiguous array."""
-    turns: dict[int, Callable[[np.ndarray], np.ndarray]] = {
-        2: lambda a: a[:, ::-1],  # mirrored left to right
-        3: lambda a: a[::-1, ::-1],  # upside down
-        4: lambda a: a[::-1],  # mirrored top to bottom
-        5: lambda a: a.swapaxes(0, 1),  # transposed
-        6: lambda a: a[::-1].swapaxes(0, 1),  # turned a quarter clockwise to show
-        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),  # transversed
-        8: lambda a: a[:, ::-1].swapaxes(0, 1),  # turned a quarter counter-clockwise to show
-    }
-    turn = turns.get(orientation)
+    turn = TURNS.get(orientation)
     return np.ascontiguousarray(pixels if turn is None else turn(pixels))
 
 
@@ -686,16 +698,16 @@ def _png_text_chunk(keyword: str, text: str) -> bytes:
     return _png_chunk(b"tEXt", key + b"\0" + latin)
 
 
-def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    """(type, whole chunk) for each chunk of a PNG, through IEND."""
-    chunks, pos = [], len(PNG_SIGNATURE)
+def _png_chunks(data: bytes) -> list[tuple[bytes, memoryview]]:
+    """(type, whole chunk) for each chunk of a PNG, through IEND; views, not copies, of a result that may be large."""
+    chunks, pos, view = [], len(PNG_SIGNATURE), memoryview(data)
     while pos < len(data):
         if pos + 12 > len(data):
             raise _Malformed(f"a chunk at byte {pos:,} is truncated")
         length, kind = struct.unpack_from(">I4s", data, pos)
         if pos + 12 + length > len(data):
             raise _Malformed(f"a {kind!r} chunk at byte {pos:,} declares {length:,} bytes")
-        chunks.append((kind, data[pos : pos + 12 + length]))
+        chunks.append((kind, view[pos : pos + 12 + length]))
         pos += 12 + length
     return chunks
 
@@ -725,7 +737,7 @@ def _embed_png(data: bytes, suffix: str, exif: bytes | None, icc: bytes | None,
             dropped.append(f"the PNG text chunk {keyword!r} ({exc})")
     replaced = ({b"eXIf"} if exif is not None else set()) | ({b"iCCP", b"sRGB"} if icc is not None else set())
     rest = [whole for kind, whole in chunks[1:] if kind not in replaced]
-    return PNG_SIGNATURE + chunks[0][1] + b"".join(new + rest), dropped
+    return b"".join([PNG_SIGNATURE, chunks[0][1], *new, *rest]), dropped
 
 
 def _riff_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -860,8 +872,11 @@ def embed(encoded: bytes, suffix: str, metadata: Metadata) -> tuple[bytes, list[
         try:
             data, more = embedder(data, suffix, exif, icc, text)
             dropped += more
-        except (_Malformed, struct.error, ValueError) as exc:  # not what OpenCV writes: left as it is
+        except _Malformed as exc:  # not what OpenCV writes: left as it is
             dropped += _all_dropped(exif, icc, text, f"the encoded {suffix} file: {exc}")
+        except Exception as exc:  # a structure no embedder foresaw: metadata must never fail a run
+            log.debug("metadata: embedding in %s failed", suffix, exc_info=True)
+            dropped += _all_dropped(exif, icc, text, f"embedding failed: {type(exc).__name__}: {exc}")
     for reason in dropped:
         log.debug("metadata: not kept: %s", reason)
     return data, dropped

@@ -113,12 +113,19 @@ def test_folder_mode_skips_a_bad_file_and_says_so(tmp_path) -> None:
     assert "upscaled 3 images into 3 results" in done.stdout and "1 skipped" in done.stdout, done.stdout
 
 
-def test_exif_orientation_is_applied(tmp_path) -> None:
-    """A phone photo stored sideways with EXIF orientation 6 (rotate 90 degrees) is read upright, as viewers show it."""
-    from PIL import Image  # Pillow comes with scikit-image
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif"])
+def test_exif_orientation_is_applied_once(tmp_path, suffix) -> None:
+    """A photo stored sideways with EXIF orientation 6 (turn 90 degrees clockwise) is read upright, as viewers show
+    it, whatever its format (OpenCV turns TIFFs itself): the same pixels as Pillow's exif_transpose."""
+    from PIL import Image, ImageOps  # Pillow comes with the test extra
 
-    path = tmp_path / "phone.jpg"
+    path = tmp_path / f"phone{suffix}"
     exif = Image.Exif()
-    exif[0x0112] = 6  # Orientation: the stored 20x40 picture is shown rotated to 40x20
-    Image.fromarray(face((20, 40))[:, :, ::-1]).save(path, exif=exif, quality=95)
-    assert images.read_picture(path).rgb.shape == (1, 3, 40, 20), "EXIF orientation ignored"
+    exif[0x0112] = 6  # Orientation: the stored 20x40 picture is shown turned, 40x20
+    Image.fromarray(face((20, 40))[:, :, ::-1]).save(path, exif=exif, **({"quality": 95} if suffix == ".jpg" else {}))
+    got = images.read_picture(path).rgb
+    assert got.shape == (1, 3, 40, 20), f"{suffix}: EXIF orientation ignored, {got.shape}"
+    with Image.open(path) as stored:
+        shown = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"), np.float32) / 255
+    diff = float(np.abs(got[0].transpose(1, 2, 0) - shown).max())
+    assert diff < 1 / 255 + 1e-6, f"{suffix}: turned the wrong way (max difference {diff:.3f} from Pillow's view)"

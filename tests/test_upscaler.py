@@ -20,7 +20,7 @@ import torch
 from conftest import ROOT, cli_env, run_cli
 
 import srcnn_dynamic as sd
-from srcnn import app, cache, core, graph, report
+from srcnn import app, cache, core, report
 from srcnn.upscaler import Upscaler
 
 

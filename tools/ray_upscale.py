@@ -79,16 +79,17 @@ def upscale_folder(input_dir: Path, output_dir: Path, factor: str, actors: int =
         raise SrcnnError(f"no images in {input_dir} (expected {', '.join(IMAGE_SUFFIXES)})")
     output_dir.mkdir(parents=True, exist_ok=True)
     if address:
-        ray.init(address=address, logging_level="warning")
+        ray.init(address=address)
     else:
-        ray.init(num_cpus=actors * threads_per_actor, logging_level="warning")
-    ray.data.DataContext.get_current().enable_progress_bars = False
+        ray.init(num_cpus=actors * threads_per_actor)
     try:
-        photos = ray.data.read_binary_files(paths, include_paths=True)
+        # Reading files is I/O: num_cpus=0 lets the read tasks run beside actors that hold every CPU (with
+        # the default of 1, a cluster whose CPUs all go to the actors waits for ever: ray-project/ray#44687).
+        photos = ray.data.read_binary_files(paths, include_paths=True, num_cpus=0)
         results = photos.map_batches(
             UpscaleBatch,
             fn_constructor_kwargs={"factor": factor, "output_dir": str(output_dir), "threads": threads_per_actor},
-            concurrency=actors,  # a fixed pool of actors, each with its own Upscaler
+            compute=ray.data.ActorPoolStrategy(size=actors),  # a fixed pool of actors, each with its own Upscaler
             batch_size=BATCH_SIZE,
             num_cpus=threads_per_actor,  # Ray reserves the CPUs that the actor's ONNX Runtime threads use
         )
@@ -126,8 +127,8 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     seconds = time.perf_counter() - start
-    print(f"{len(rows)} photos in {seconds:.2f} s ({len(rows) / seconds:.2f} photos/s) with {args.actors} actors"
-          f" x {args.threads_per_actor} threads; results in {args.output_dir}")
+    print(f"{len(rows)} photos in {seconds:.2f} s ({len(rows) / seconds:.2f} photos/s) on {args.actors} actor(s)"
+          f" of {args.threads_per_actor} thread(s); results in {args.output_dir}")
 
 
 if __name__ == "__main__":
