@@ -69,6 +69,13 @@ def run(
     check_opset(exporter, opset)
     check_tile(tile)
     inputs = [p for p in (weights, onnx_model) if p is not None]
+    if weights is not None and onnx_model is not None and not check:
+        raise SrcnnError(f"--weights {weights} and --onnx {onnx_model}: the ONNX file holds its own weights; give"
+                         " one of them (with --check, --weights is PyTorch's side of the comparison)")
+    if weights is not None and not weights.exists():
+        raise SrcnnError(f"weights file not found: {weights}")
+    if onnx_model is not None and not onnx_model.exists():
+        raise SrcnnError(f"ONNX model not found: {onnx_model}")
     if save_onnx is not None:
         check_output_file(save_onnx, "--save-onnx", inputs, suffixes=(".onnx",))
     report = Report(output_dir)
@@ -79,8 +86,8 @@ def run(
         jobs, first = plan(image_path, factors, output_dir, tile, check, recursive, report)
         photos = [*jobs, *(path for path, _ in report.skipped)]
         check_outputs(jobs, [save_onnx] if save_onnx else [], [*photos, *inputs])
-    if not (overwrite or check):
-        jobs = {path: todo for path, image_jobs in jobs.items() if (todo := left_to_do(report, path, image_jobs))}
+        if not (overwrite or check):  # --check always computes: it compares
+            jobs = {path: todo for path, image_jobs in jobs.items() if (todo := left_to_do(report, image_jobs))}
     checker: Checker | None = None
     if check and jobs:
         from srcnn.check import Checker  # torch and the tutorial load here, for --check alone
@@ -131,18 +138,12 @@ def plan(image_path: Path, factors: Sequence[Factor], output_dir: Path, tile: in
     return jobs, first
 
 
-def left_to_do(report: Report, image: Path, jobs: list[Job]) -> list[Job]:
-    """The jobs whose result is not yet there whole (planned sizes come from the header); the others are noted."""
-    try:
-        header = read_header(image)
-    except SrcnnError:
-        return jobs
+def left_to_do(report: Report, jobs: list[Job]) -> list[Job]:
+    """The jobs whose result is not yet there whole; the others are noted in the report."""
     todo = []
     for job in jobs:
         result = job.results[RESULT]
-        sizes = {job.factor.output_size(header.height, header.width),
-                 job.factor.output_size(header.width, header.height)}  # upright: turned by its orientation
-        if result.exists() and any(is_complete(result, size) for size in sizes):
+        if result.exists() and any(is_complete(result, size) for size in job.sizes):
             report.existing.append(result)
             log.debug("kept %s: complete from an earlier run", result)
         else:
@@ -177,7 +178,10 @@ def skip(report: Report, path: Path, exc: Exception, folder_mode: bool) -> None:
         raise exc
     why = str(exc) if is_mistake(exc) else f"{type(exc).__name__}: {exc}".splitlines()[0]
     report.skipped.append((path, why))
-    log.error("skipped: %s", why) if str(path) in why else log.error("skipped %s: %s", path, why)  # named once
+    if str(path) in why:  # most messages name the file already: name it once
+        log.error("skipped: %s", why)
+    else:
+        log.error("skipped %s: %s", path, why)
     log.debug("the traceback:", exc_info=exc)
 
 

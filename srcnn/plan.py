@@ -29,6 +29,7 @@ class Job:
     image: Path
     factor: Factor
     results: dict[str, Path]  # runtime ("ort"; with --check "torch" too) -> result path
+    sizes: frozenset[tuple[int, int]] = frozenset()  # the result's (height, width), by the header: either way round
     tile: int | None = None  # None: untiled
 
 
@@ -60,7 +61,8 @@ def plan_image(image: Path, header: ImageHeader, factors: Sequence[Factor], outp
     The header's size is checked both ways round: a camera's orientation tag may turn the decoded picture.
     """
     suffix = result_suffix(image, header)
-    jobs = [Job(image, f, {rt: output_dir / name for rt, name in result_names(image.stem, f, suffix, check).items()})
+    jobs = [Job(image, f, {rt: output_dir / name for rt, name in result_names(image.stem, f, suffix, check).items()},
+                frozenset({f.output_size(header.height, header.width), f.output_size(header.width, header.height)}))
             for f in factors]
     for job in jobs:
         for height, width in {(header.height, header.width), (header.width, header.height)}:

@@ -132,6 +132,7 @@ BAD_INPUTS = [
     (["--runs", "2"], "timed runs belong to --check"),
     (["--check", "--runs", "0"], "must be at least 1"),
     (["-q", "-v"], "choose one"),
+    (["--weights", "corrupt.pth", "--onnx", "foreign.onnx"], "the ONNX file holds its own weights"),
     (["--save-onnx", "notes.txt"], "must end in .onnx"),
     (["--save-onnx", "notes.txt/model.onnx"], "is not a folder"),
 ]
