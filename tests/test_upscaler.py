@@ -223,3 +223,43 @@ def test_the_api_pickles_and_runs_in_a_process_pool(upscaler) -> None:
         results = list(pool.map(_upscale_in_worker, [(upscaler, image) for image in images]))
     for got, want in zip(results, expected, strict=True):
         assert np.array_equal(got, want), f"a worker's result differs by {np.abs(got.astype(int) - want).max()} levels"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Nothing of the photo lost, end to end
+
+
+def camera_exif(orientation: int) -> bytes:
+    """An EXIF block as a camera writes one: make, model, the date taken (in the Exif sub-IFD), the orientation."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Fujifilm", "X-T5", orientation  # Make, Model, Orientation
+    exif.get_ifd(0x8769)[0x9003] = "2026:07:14 18:30:00"  # DateTimeOriginal
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_photo_keeps_its_exif_icc_and_text(tmp_path, suffix) -> None:
+    """A sideways camera photo with a colour profile (and, in PNG, text): the result is upright, orientation 1, and
+    keeps the date, the camera, the very same profile and the text."""
+    from PIL import Image, ImageCms, PngImagePlugin
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    stored = Image.fromarray(np.ascontiguousarray(cv2.resize(cv2.imread(str(ROOT / "face.png")), (30, 20))[:, :, ::-1]))
+    extra = {"quality": 95} if suffix == ".jpg" else {"pnginfo": PngImagePlugin.PngInfo()}
+    if suffix == ".png":
+        extra["pnginfo"].add_text("Description", "the astronaut")
+        extra["pnginfo"].add_itxt("Title", "宇宙飛行士")
+    stored.save(tmp_path / f"photo{suffix}", exif=camera_exif(6), icc_profile=icc, **extra)
+    done = run_cli("-i", f"photo{suffix}", "-s", "2", "-o", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with Image.open(tmp_path / "out" / f"photo_x2{suffix}") as result:
+        exif = result.getexif()
+        got = (result.size, exif.get(0x0112), exif.get(0x010F), exif.get(0x0110),
+               exif.get_ifd(0x8769).get(0x9003), result.info.get("icc_profile") == icc)
+        texts = getattr(result, "text", {}) if suffix == ".png" else {}
+    assert got == ((40, 60), 1, "Fujifilm", "X-T5", "2026:07:14 18:30:00", True), f"(size, orientation, make, model," \
+        f" date, same profile) = {got}"
+    if suffix == ".png":
+        assert texts == {"Description": "the astronaut", "Title": "宇宙飛行士"}, texts
