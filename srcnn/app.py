@@ -14,15 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from srcnn import cache
-from srcnn.core import TIMING_RUNS, Factor, SrcnnError, check_opset, check_output_dir
+from srcnn.core import TIMING_RUNS, Device, Factor, OrtResize, SrcnnError, check_opset, check_output_dir
 from srcnn.errors import is_mistake
 from srcnn.headers import read_header
 from srcnn.images import Picture, atomic_path, image_paths, read_picture, write_picture
 from srcnn.plan import RESULT, Job, check_output_file, check_outputs, is_complete, plan_image, sized
 from srcnn.report import Report
-from srcnn.runtime import Device, GraphParts, OrtResize, OrtRunner, check_device, resize_keeps_the_size, upscale_alpha
+from srcnn.runtime import GraphParts, OrtRunner, check_device, resize_keeps_the_size, upscale_alpha
 from srcnn.tiling import check_tile
 
 if TYPE_CHECKING:  # srcnn.check loads torch: imported for --check alone
@@ -81,44 +82,41 @@ def run(
     report = Report(output_dir)
     folder_mode = image_path is not None and image_path.is_dir()
     jobs: dict[Path, list[Job]] = {}  # image -> its jobs, one per factor, planned from its header
-    first: Picture | None = None  # one image: decoded while planning, so that its problems are the run's
     if image_path is not None:
-        jobs, first = plan(image_path, factors, output_dir, tile, check, recursive, report)
+        jobs = plan(image_path, factors, output_dir, tile, check, recursive, report)
         photos = [*jobs, *(path for path, _ in report.skipped)]
         check_outputs(jobs, [save_onnx] if save_onnx else [], [*photos, *inputs])
         if not (overwrite or check):  # --check always computes: it compares
-            jobs = {path: todo for path, image_jobs in jobs.items() if (todo := left_to_do(report, image_jobs))}
-    checker: Checker | None = None
-    if check and jobs:
-        from srcnn.check import Checker  # torch and the tutorial load here, for --check alone
-
-        checker = Checker(weights, device, runs or (1 if folder_mode else TIMING_RUNS))
+            jobs = {path: todo for path, image_jobs in jobs.items() if (todo := left_to_do(report, path, image_jobs))}
+    first: Picture | None = None
+    if jobs and not folder_mode:  # one photo: decoded now, so that its problems stop the run before any work
+        first = read_picture(*jobs)
+        jobs = {path: [sized(job, *first.rgb.shape[2:], tile) for job in todo] for path, todo in jobs.items()}
     if jobs or save_onnx:
         parts = graph_parts(onnx_model, weights, exporter, opset)
+        runner = OrtRunner(parts, device, resize=ort_resize, progress=progress)  # refuses before anything is written
+        how = RESIZE_WORDS[ort_resize] if len(parts.upsample) > 1 else "as matrix products (the file's only form)"
+        log.info("ONNX Runtime on %s, the Resize %s", runner.providers[0], how)
+        if first is not None:  # one photo: a Resize form the graph lacks is refused before anything is written
+            for job in next(iter(jobs.values())):
+                runner.form(*first.rgb.shape[2:], job.factor)
+        checker = None
+        if check and jobs:
+            from srcnn.check import Checker  # torch and the tutorial load here, for --check alone
+
+            checker = Checker(weights, device, runs or (1 if folder_mode else TIMING_RUNS))
         if save_onnx is not None:
             write_graph(save_onnx, parts)
-    if jobs:
-        runner = OrtRunner(parts, device, resize=ort_resize)
-        log.info("ONNX Runtime on %s, the Resize %s", runner.providers[0], RESIZE_WORDS[ort_resize])
-        output_dir.mkdir(parents=True, exist_ok=True)
-        bar = tqdm(list(jobs), desc="images", unit="image", file=sys.stderr, dynamic_ncols=True,
-                   disable=None if progress and len(jobs) > 1 else True)  # None: shown on a terminal only
-        for path in bar:
-            try:
-                picture = first if first is not None else read_picture(path)
-                upscale(runner, picture, [sized(job, *picture.rgb.shape[2:], tile) for job in jobs[path]], report,
-                        checker)
-                report.images += 1
-            except Exception as exc:
-                skip(report, path, exc, folder_mode)
+        if jobs:
+            upscale_all(runner, jobs, first, tile, report, checker, progress)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def plan(image_path: Path, factors: Sequence[Factor], output_dir: Path, tile: int | None, check: bool,
-         recursive: bool, report: Report) -> tuple[dict[Path, list[Job]], Picture | None]:
-    """Each image's jobs, planned from its header (a folder's bad files skipped and named), and, for one image,
-    the image decoded: its problems are the run's problems, reported before any work."""
+         recursive: bool, report: Report) -> dict[Path, list[Job]]:
+    """Each image's jobs, planned from its header; a folder's bad files are skipped and named, one image's are the
+    run's problems."""
     folder_mode = image_path.is_dir()
     if folder_mode and output_dir.resolve() == image_path.resolve():
         raise SrcnnError(f"--output-dir {output_dir} is the folder of the photos: the results would be read as"
@@ -130,25 +128,38 @@ def plan(image_path: Path, factors: Sequence[Factor], output_dir: Path, tile: in
             jobs[path] = plan_image(path, read_header(path), factors, folder, tile, check)
         except Exception as exc:
             skip(report, path, exc, folder_mode)
-    first = None
-    if not folder_mode:
-        first = read_picture(image_path)
-        jobs[image_path] = [sized(job, *first.rgb.shape[2:], tile) for job in jobs[image_path]]
     check_output_dir(output_dir)
-    return jobs, first
+    return jobs
 
 
-def left_to_do(report: Report, jobs: list[Job]) -> list[Job]:
-    """The jobs whose result is not yet there whole; the others are noted in the report."""
+def left_to_do(report: Report, image: Path, jobs: list[Job]) -> list[Job]:
+    """The jobs whose result is not yet there whole and newer than the photo; the others are noted in the report."""
     todo = []
     for job in jobs:
         result = job.results[RESULT]
-        if result.exists() and any(is_complete(result, size) for size in job.sizes):
+        if is_complete(result, job.sizes) and result.stat().st_mtime_ns >= image.stat().st_mtime_ns:
             report.existing.append(result)
             log.debug("kept %s: complete from an earlier run", result)
         else:
             todo.append(job)
     return todo
+
+
+def upscale_all(runner: OrtRunner, jobs: dict[Path, list[Job]], first: Picture | None, tile: int | None,
+                report: Report, checker: Checker | None, progress: bool) -> None:
+    """Every image's jobs, a progress bar over the images (on a terminal, for a folder), a skipped image named."""
+    report.output_dir.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(list(jobs), desc="images", unit="image", file=sys.stderr, dynamic_ncols=True,
+               disable=None if progress and first is None else True)  # None: shown on a terminal only
+    with logging_redirect_tqdm(loggers=[log]):  # a skipped photo's line above the bar, not through it
+        for path in bar:
+            try:
+                picture = first if first is not None else read_picture(path)
+                upscale(runner, picture, [sized(job, *picture.rgb.shape[2:], tile) for job in jobs[path]], report,
+                        checker)
+                report.images += 1
+            except Exception as exc:
+                skip(report, path, exc, first is None)
 
 
 def graph_parts(onnx_model: Path | None, weights: Path | None, exporter: str, opset: int | None) -> GraphParts:

@@ -2,37 +2,43 @@
 imports torch.
 
 An entry is keyed by everything that changes the graph: the weights' content, the model, the exporter and its
-opset, the versions of torch, onnx and onnxscript, and the code that writes and rewrites it. It holds the parts
-srcnn.runtime runs (GraphParts), each a serialized ONNX model. A cache folder that is read-only, full or damaged
-never fails a run: the graph is then built in memory, and -v says so.
+opset, the versions of torch, onnx and onnxscript, and the code that writes, cuts and rewrites it. It holds the
+parts srcnn.runtime runs (GraphParts), each a serialized ONNX model whose SHA-256 the entry records. A cache folder
+that is read-only, full, damaged or shared with other processes never fails a run: a damaged entry is built again,
+one process builds while the others wait for it, and a folder that cannot take an entry leaves the graph in
+memory for the run; -v says which.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-from srcnn.core import DEFAULT_WEIGHTS, PROJECT_ROOT, check_opset
+from srcnn.core import DEFAULT_WEIGHTS, PROJECT_ROOT, SrcnnError, check_opset, check_weights_size
 from srcnn.runtime import GraphParts
 
 log = logging.getLogger("srcnn")
 
-CACHE_FORMAT = 1  # bump when the entry's layout changes
-MODEL = "tutorial"  # the one model the product ships today: srcnn_dynamic.SuperResolutionNet
+CACHE_FORMAT = 2  # bump when the entry's layout changes
+MODELS = ("tutorial",)  # the models the product can build: today the tutorial's SuperResolutionNet alone
 LIBRARIES = ("torch", "onnx", "onnxscript")  # their versions change what the exporters write
-GRAPH_SOURCES = ("srcnn_dynamic.py", "srcnn/graph.py", "srcnn/rewrite.py")  # the code that writes the graph
+GRAPH_SOURCES = ("srcnn_dynamic.py", "srcnn/core.py", "srcnn/graph.py", "srcnn/rewrite.py", "srcnn/runtime.py",
+                 "srcnn/pytorch.py", "srcnn/cache.py")  # the code that writes, cuts, rewrites and stores the graph
 PARTS_FILE = "parts.json"  # written last: an entry without it is incomplete
 
 
 def cache_root() -> Path:
     """$XDG_CACHE_HOME/srcnn-dynamic, or ~/.cache/srcnn-dynamic (the XDG default)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")  # RuntimeError without a home
     return Path(base) / "srcnn-dynamic"
 
 
@@ -41,23 +47,24 @@ def resolved_weights(weights: Path | None) -> Path | None:
     return weights if weights is not None else (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "absent"
+def _sha256_of_file(path: Path) -> str:
+    """The file's SHA-256, read in blocks: memory stays flat whatever its size."""
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
-def graph_key(weights: Path | None, exporter: str, opset: int | None) -> str:
-    """The cache key of the graph these settings export: a hex digest over everything that changes it."""
-    weights = resolved_weights(weights)
-    facts = {
-        "format": CACHE_FORMAT,
-        "model": MODEL,
-        "weights": _sha256(weights) if weights is not None else "seeded initialisation",
-        "exporter": exporter,
-        "opset": check_opset(exporter, opset),
-        "libraries": {name: _version(name) for name in LIBRARIES},
-        "sources": {name: _sha256(PROJECT_ROOT / name) for name in GRAPH_SOURCES},
-    }
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:32]
+def _weights_digest(weights: Path | None) -> str:
+    """The weights' SHA-256, after the checks the loader would make first: a file, and not far too large."""
+    if weights is None:
+        return "seeded initialisation"
+    if not weights.is_file():
+        raise SrcnnError(f"weights file {weights} is not a file" if weights.exists() else
+                         f"weights file not found: {weights}")
+    check_weights_size(weights)
+    try:
+        return _sha256_of_file(weights)
+    except OSError as exc:
+        raise SrcnnError(f"cannot read weights file {weights}: {exc.strerror or exc}") from None
 
 
 def _version(package: str) -> str:
@@ -67,54 +74,130 @@ def _version(package: str) -> str:
         return "absent"
 
 
+def graph_key(weights: Path | None, exporter: str, opset: int | None, model: str = MODELS[0]) -> str:
+    """The cache key of the graph these settings export: a hex digest over everything that changes it."""
+    if model not in MODELS:
+        raise SrcnnError(f"model {model!r}: expected one of {', '.join(MODELS)}")
+    sources = {name: _sha256_of_file(PROJECT_ROOT / name) if (PROJECT_ROOT / name).is_file() else "absent"
+               for name in GRAPH_SOURCES}
+    facts = {
+        "format": CACHE_FORMAT,
+        "model": model,
+        "weights": _weights_digest(resolved_weights(weights)),
+        "exporter": exporter,
+        "opset": check_opset(exporter, opset),
+        "libraries": {name: _version(name) for name in LIBRARIES},
+        "sources": sources,
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _part_files(parts: GraphParts) -> dict[str, bytes]:
+    """An entry's files: each upsampling form, the convolutions, the fast whole graph."""
+    return {**{f"upsample-{form}.onnx": model for form, model in parts.upsample.items()},
+            "refine.onnx": parts.refine, "fast.onnx": parts.fast}
+
+
 def load(key: str) -> GraphParts | None:
-    """The cached parts under `key`, or None when there are none or they cannot be read (then they are rebuilt)."""
+    """The cached parts under `key`, or None when there are none, or when any part is missing or not the bytes
+    that were stored (a disk that filled up, a hand's edit): they are then built again."""
     entry = cache_root() / key
     try:
         facts = json.loads((entry / PARTS_FILE).read_text())
-        return GraphParts(upsample={form: (entry / f"upsample-{form}.onnx").read_bytes() for form in facts["forms"]},
-                          refine=(entry / "refine.onnx").read_bytes(), fast=(entry / "fast.onnx").read_bytes(),
-                          halo=int(facts["halo"]))
-    except FileNotFoundError:
+        files = {name: (entry / name).read_bytes() for name in facts["sha256"]}
+        damaged = [name for name, data in files.items() if hashlib.sha256(data).hexdigest() != facts["sha256"][name]]
+        if damaged:
+            raise ValueError(f"{', '.join(damaged)} changed since it was stored")
+        parts = GraphParts(upsample={form: files[f"upsample-{form}.onnx"] for form in facts["forms"]},
+                           refine=files["refine.onnx"], fast=files["fast.onnx"], halo=int(facts["halo"]))
+    except FileNotFoundError as exc:
+        if entry.exists():
+            log.info("the cached graph in %s is incomplete (%s); building it again", entry, exc.filename)
         return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # damaged by hand or by a full disk: rebuild
-        log.info("the cached graph in %s cannot be read (%s); building it again", entry, exc)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # damaged by hand or by a full disk
+        log.info("the cached graph in %s cannot be used (%s); building it again", entry, exc)
         return None
+    return parts if _part_files(parts).keys() == files.keys() else None
 
 
 def store(key: str, parts: GraphParts) -> None:
-    """Keep `parts` under `key`; a cache folder that cannot take them is logged and left alone."""
+    """Keep `parts` under `key`, the entry appearing whole (a renamed folder) or not at all; a cache folder that
+    cannot take it is logged and left alone."""
     root = cache_root()
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))  # beside the entry: the rename is atomic
         try:
-            for form, model in parts.upsample.items():
-                (staging / f"upsample-{form}.onnx").write_bytes(model)
-            (staging / "refine.onnx").write_bytes(parts.refine)
-            (staging / "fast.onnx").write_bytes(parts.fast)
-            (staging / PARTS_FILE).write_text(json.dumps({"forms": list(parts.upsample), "halo": parts.halo}))
+            files = _part_files(parts)
+            for name, data in files.items():
+                _write_synced(staging / name, data)
+            facts = {"forms": list(parts.upsample), "halo": parts.halo,
+                     "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
+            _write_synced(staging / PARTS_FILE, json.dumps(facts).encode())
             entry = root / key
-            if entry.exists():  # a damaged entry (load gave None), or another process's, just written
-                shutil.rmtree(entry, ignore_errors=True)
+            if entry.exists():  # damaged (load gave None): moved aside whole, so no reader sees half of it
+                os.rename(entry, Path(tempfile.mkdtemp(prefix=f".{key}.old.", dir=root)) / key)
             os.rename(staging, entry)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        log.info("cached the graph in %s", root / key)
+            for old in root.glob(f".{key}.old.*"):
+                shutil.rmtree(old, ignore_errors=True)
+        log.info("cached the graph in %s", entry)
     except OSError as exc:  # read-only, full or missing: the run goes on with the graph in memory
         log.info("cannot cache the graph in %s (%s); it was built in memory for this run", root,
                  exc.strerror or exc)
 
 
-def graph_parts(weights: Path | None = None, exporter: str = "torchscript", opset: int | None = None) -> GraphParts:
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write `data` and flush it to the disk before the entry is renamed into place (a power cut leaves no
+    zero-length part behind a complete-looking entry)."""
+    with path.open("wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+@contextlib.contextmanager
+def _building(key: str) -> Iterator[None]:
+    """Hold the entry's lock while it is built: processes that start together (a pool on a cold cache) export
+    once, the others wait and then load it. Without a usable cache folder there is nothing to share: no lock."""
+    try:
+        cache_root().mkdir(parents=True, exist_ok=True)
+        lock = (cache_root() / f".{key}.lock").open("a")
+    except OSError:
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def graph_parts(weights: Path | None = None, exporter: str = "torchscript", opset: int | None = None,
+                model: str = MODELS[0]) -> GraphParts:
     """The parts of the graph these settings export: from the cache, or exported now (torch) and cached."""
-    key = graph_key(weights, exporter, opset)
+    key = graph_key(weights, exporter, opset, model)
+    if resolved_weights(weights) is None:  # said on every run, not only when the export warns
+        log.warning("no weights (%s is missing, and no --weights given): the graph has a seeded random"
+                    " initialisation; its results are not super-resolved", DEFAULT_WEIGHTS.name)
+    try:
+        cache_root()
+    except RuntimeError as exc:  # no home folder and no XDG_CACHE_HOME: nothing to keep, build in memory
+        log.info("no cache folder (%s); building the graph in memory", exc)
+        return _build(weights, exporter, opset)
     if (parts := load(key)) is not None:
         log.info("using the cached graph %s", cache_root() / key)
         return parts
+    with _building(key):
+        if (parts := load(key)) is not None:  # another process built it while this one waited
+            return parts
+        parts = _build(weights, exporter, opset)
+        store(key, parts)
+    return parts
+
+
+def _build(weights: Path | None, exporter: str, opset: int | None) -> GraphParts:
+    """Export the tutorial's model with PyTorch and cut it into the parts the runtime runs."""
     log.info("building the graph (%s exporter; needs PyTorch, once)", exporter)
     from srcnn import graph, pytorch  # torch and onnx load here, only when the graph is not cached
 
-    parts = graph.graph_parts(pytorch.export(weights, exporter, opset))
-    store(key, parts)
-    return parts
+    return graph.graph_parts(pytorch.export(weights, exporter, opset))

@@ -9,9 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import srcnn.startup  # noqa: F401 - first: a signal while the libraries load exits quietly (the `srcnn` command)
-
-from srcnn.core import (DEFAULT_FACTORS, DEFAULT_IMAGE, EXIT_CRASH, EXIT_MISMATCH, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE,
-                        EXPORTERS, MIN_FACTOR, MIN_OPSET, ORT_RESIZES, PARITY_ATOL, TIMING_RUNS, Factor,
+from srcnn.core import (DEFAULT_FACTORS, DEFAULT_IMAGE, DEVICES, EXIT_CRASH, EXIT_MISMATCH, EXIT_OK, EXIT_SKIPPED,
+                        EXIT_USAGE, EXPORTERS, MIN_FACTOR, MIN_OPSET, ORT_RESIZES, PARITY_ATOL, TIMING_RUNS, Factor,
                         OneLineErrorParser)
 from srcnn.errors import factor_arg, run_guarded
 from srcnn.tiling import DEFAULT_TILE, TILE_ABOVE_PIXELS
@@ -70,7 +69,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                        help=f"ONNX opset of the export (default: {MIN_OPSET['torchscript']} with torchscript,"
                        f" {MIN_OPSET['dynamo']} with dynamo, the oldest each can write)")
     speed = parser.add_argument_group("speed and memory")
-    speed.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+    speed.add_argument("--device", choices=DEVICES, default="cpu",
                        help="where ONNX Runtime runs; cuda needs requirements-gpu.txt (default: %(default)s)")
     speed.add_argument("--tile", type=int, metavar="N",
                        help=f"refine in tiles of NxN output pixels, which bounds memory; 0: never (default: tiles of"

@@ -12,6 +12,7 @@ import argparse
 import math
 import os
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,8 @@ INPUT_NAMES = ("input", "factor")  # the image (N, 3, H, W) and the factor [1, 1
 OUTPUT_NAME = "output"  # (N, 3, floor(H * fh), floor(W * fw))
 EXPORTERS = ("torchscript", "dynamo")
 MIN_OPSET = {"torchscript": 11, "dynamo": 18}  # 11: Resize gets cubic_coeff_a; 18: dynamo's oldest
+Device = Literal["cpu", "cuda"]  # where ONNX Runtime (and, under --check, PyTorch) runs
+DEVICES: tuple[Device, ...] = ("cpu", "cuda")
 # How ONNX Runtime computes the bicubic Resize (srcnn.runtime): rewritten as matrix products or gathers, or as is.
 OrtResize = Literal["auto", "matmul", "gather", "resize"]
 ORT_RESIZES: tuple[OrtResize, ...] = ("auto", "matmul", "gather", "resize")
@@ -40,6 +43,7 @@ PARITY_ATOL = 1e-4  # ORT vs PyTorch on [0, 1]: sums in other orders; 40x below 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130  # 130 = 128 + SIGINT
 EXIT_SKIPPED = 3  # --image DIR: some images could not be processed (each named); the others were
 EXIT_CRASH = 4  # neither a mistake in the command nor a parity failure: a bug, out of memory, a failing disk
+MAX_WEIGHTS_BYTES = 16 * 2**20  # the model's tensors take 80 KB; a checkpoint with training state, a few MB
 
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_INPUT_PIXELS))  # read by OpenCV when it loads
 
@@ -100,6 +104,22 @@ def check_opset(exporter: str, opset: int | None) -> int:
     if opset is not None and opset < MIN_OPSET[exporter]:
         raise SrcnnError(f"--opset {opset}: the {exporter} exporter needs opset {MIN_OPSET[exporter]} or newer")
     return opset or MIN_OPSET[exporter]
+
+
+def check_weights_size(path: Path) -> None:
+    """Refuse, before loading, a weights file that holds or declares (in its zip directory) far more than the model."""
+    if not path.is_file():
+        return  # the loader names a missing or special file
+    declared = path.stat().st_size
+    try:
+        if zipfile.is_zipfile(path):  # torch.save's format: the directory declares each record's unpacked size
+            with zipfile.ZipFile(path) as archive:
+                declared = max(declared, sum(info.file_size for info in archive.infolist()))
+    except (zipfile.BadZipFile, OSError):
+        pass  # torch.load reports a damaged file in its own words
+    if declared > MAX_WEIGHTS_BYTES:
+        raise SrcnnError(f"weights file {path} holds {declared:,} bytes, over the limit of {MAX_WEIGHTS_BYTES:,}"
+                         " (SuperResolutionNet's weights take about 80 KB)")
 
 
 def check_output_size(size: tuple[int, int], factor: Factor, limit: int = MAX_OUTPUT_PIXELS, advice: str = "") -> None:

@@ -15,9 +15,9 @@ import onnx.external_data_helper
 import onnx.utils
 import onnxruntime as ort
 
-from srcnn.core import INPUT_NAMES, OUTPUT_NAME, Factor, SrcnnError
+from srcnn.core import INPUT_NAMES, OUTPUT_NAME, Device, Factor, SrcnnError
 from srcnn.rewrite import REWRITE_PREFIX, resize_as_gather, resize_as_matmul
-from srcnn.runtime import FORMS, Device, GraphParts, create_session, run_session
+from srcnn.runtime import FORMS, GraphParts, create_session, run_session
 
 REWRITES: dict[str, Callable[[onnx.ModelProto], onnx.ModelProto]] = {
     "matmul": resize_as_matmul, "gather": resize_as_gather, "resize": lambda proto: proto,

@@ -86,34 +86,45 @@ def sized(job: Job, height: int, width: int, tile: int | None) -> Job:
     return dataclasses.replace(job, tile=job_tile)
 
 
-def is_complete(result: Path, size: tuple[int, int]) -> bool:
-    """Whether `result` is a whole image of `size` (height, width), e.g. from an earlier run: its header declares
-    that size and, for PNG and JPEG, the file ends as a whole one does."""
+def is_complete(result: Path, sizes: Iterable[tuple[int, int]]) -> bool:
+    """Whether `result` is a whole image of one of `sizes` (height, width), e.g. from an earlier run: its header
+    declares that size, and it is as long as its format says (PNG and JPEG by their last bytes, WebP by its RIFF
+    size, BMP by its file size field; a TIFF by its header alone)."""
     try:
         header = read_header(result)
-        if (header.height, header.width) != size:  # results are written upright: no orientation to undo
+        if (header.height, header.width) not in set(sizes):  # results are written upright
             return False
-        ending = COMPLETE_ENDINGS.get(header.format, b"")
         with result.open("rb") as file:
-            file.seek(max(result.stat().st_size - len(ending), 0))
-            return file.read() == ending
+            head = file.read(8)
+            length = file.seek(0, 2)
+            file.seek(max(length - len(COMPLETE_ENDINGS.get(header.format, b"")), 0))
+            tail = file.read()
     except (SrcnnError, OSError):
         return False
+    if header.format in COMPLETE_ENDINGS:
+        return tail == COMPLETE_ENDINGS[header.format]
+    if header.format == "WebP":
+        return int.from_bytes(head[4:8], "little") + 8 == length
+    if header.format == "BMP":
+        return int.from_bytes(head[2:6], "little") == length
+    return True
 
 
 def check_outputs(jobs: dict[Path, list[Job]], extra_outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
     """Refuse a run that would write over one of its inputs, or write two of its results to one path."""
     read = {p.resolve(): p for p in inputs}
-    written: set[Path] = set()
-    results = (path for image_jobs in jobs.values() for job in image_jobs for path in job.results.values())
-    for out in [*results, *extra_outputs]:
+    written: dict[Path, Path] = {}  # result -> the image it comes from
+    results = [(path, job.image) for image_jobs in jobs.values() for job in image_jobs for path in job.results.values()]
+    for out, source in [*results, *((path, path) for path in extra_outputs)]:
         target = out.resolve()
         if target in read:
             kind = "image" if read[target].suffix.lower() in IMAGE_SUFFIXES else "file"
             raise SrcnnError(f"the result {out} would overwrite an input {kind}; choose another --output-dir")
         if target in written:
-            raise SrcnnError(f"two results of this run would be written to {out}; give distinct factors")
-        written.add(target)
+            why = ("give distinct factors" if written[target] == source else
+                   f"{written[target].name} and {source.name} give results of one name; rename one of them")
+            raise SrcnnError(f"two results of this run would be written to {out}; {why}")
+        written[target] = source
 
 
 def check_output_file(path: Path, option: str, inputs: Iterable[Path] = (), suffixes: tuple[str, ...] = ()) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
 
-from srcnn.core import ORT_RESIZES, Factor, OrtResize, SrcnnError
+from srcnn.core import ORT_RESIZES, Device, Factor, OrtResize, SrcnnError
 from srcnn.tiling import refine_in_tiles
 
 log = logging.getLogger("srcnn")
@@ -24,7 +23,6 @@ FORMS = ("matmul", "gather", "resize")  # the concrete forms a graph's parts com
 # auto: matrix products while both matrices hold at most this many weights together (their construction peaks at
 # about 11 bytes a weight per float: some 700 MB here); longer sides use the Gathers (measured: docs/speed.md).
 MATMUL_MAX_WEIGHTS = 16 * 2**20
-Device = Literal["cpu", "cuda"]
 CUDA_PROVIDER, CPU_PROVIDER = "CUDAExecutionProvider", "CPUExecutionProvider"
 GPU_INSTALL_HINT = "in a separate virtual environment: pip install -r requirements-gpu.txt"
 CUDA_ALLOW_TF32 = False  # TF32 convolutions (10-bit mantissa) put the runtimes ~1e-3 apart: parity is float32
@@ -103,13 +101,13 @@ class OrtRunner:
     """
 
     def __init__(self, parts: GraphParts, device: Device = "cpu", *, resize: OrtResize = "auto",
-                 threads: int = 0) -> None:
+                 threads: int = 0, progress: bool = True) -> None:
         if resize not in ORT_RESIZES:
             raise SrcnnError(f"resize {resize!r}: expected one of {', '.join(ORT_RESIZES)}")
         if resize != "auto" and resize not in parts.upsample:
             raise SrcnnError(f"--ort-resize {resize}: this graph's Resize is already rewritten as matrix products;"
                              " use --ort-resize auto")
-        self.parts, self.device, self.resize, self.threads = parts, device, resize, threads
+        self.parts, self.device, self.resize, self.threads, self.progress = parts, device, resize, threads, progress
         self._sessions: dict[str, ort.InferenceSession] = {}
         self.providers = self._session("refine").get_providers()  # fails early: a missing GPU, a broken file
 
@@ -127,7 +125,12 @@ class OrtRunner:
     def form(self, height: int, width: int, factor: Factor) -> str:
         """The form of the Resize for this image and factor, among those the graph has."""
         form = resize_form(self.resize, height, width, factor)
-        return form if form in self.parts.upsample else "matmul"  # a fast-form file has its matrix products only
+        if form in self.parts.upsample:
+            return form
+        out_h, out_w = factor.output_size(height, width)  # auto chose the gathers: the matrices would be huge
+        raise SrcnnError(f"{height}x{width} at x{factor.tag}: as matrix products, the only form of this graph (a"
+                         f" --save-onnx file), the resize would hold {out_h * height + out_w * width:,} weights;"
+                         " run it without --onnx, where the cached graph takes the gathers")
 
     def upsample(self, image: np.ndarray, factor: Factor) -> np.ndarray:
         """(N, 3, H, W) -> (N, 3, floor(H*fh), floor(W*fw)): the graph's bicubic alone."""
@@ -144,7 +147,7 @@ class OrtRunner:
 
         if tile is None:
             return refine(upsampled)
-        return refine_in_tiles(refine, upsampled, np.empty_like(upsampled), tile, self.halo)
+        return refine_in_tiles(refine, upsampled, np.empty_like(upsampled), tile, self.halo, self.progress)
 
 
 def upscale_alpha(runner: OrtRunner, alpha: np.ndarray, factor: Factor) -> np.ndarray:

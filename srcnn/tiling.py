@@ -83,17 +83,19 @@ def choose_tile(height: int, width: int, factor: Factor, tile: int | None) -> in
     return None if tile == 0 or tile >= max(out_h, out_w) else tile
 
 
-def _progress(boxes: list[TileBox]) -> Iterator[TileBox]:
+def _progress(boxes: list[TileBox], shown: bool) -> Iterator[TileBox]:
     """A progress bar over tiles when there are many (tqdm hides it when stderr is not a terminal)."""
-    if len(boxes) < PROGRESS_MIN_TILES:
+    if len(boxes) < PROGRESS_MIN_TILES or not shown:
         return iter(boxes)
     return iter(tqdm(boxes, desc="tiles", unit="tile", leave=False, disable=None, file=sys.stderr))
 
 
-def refine_in_tiles(refine: Callable[[Image], Image], upsampled: Image, out: Image, tile: int, halo: int) -> Image:
-    """Fill `out` with refine(upsampled), computed tile by tile; the one tile loop of both runtimes."""
+def refine_in_tiles(refine: Callable[[Image], Image], upsampled: Image, out: Image, tile: int, halo: int,
+                    progress: bool = True) -> Image:
+    """Fill `out` with refine(upsampled), computed tile by tile; the one tile loop of both runtimes. progress:
+    a bar over the tiles when there are many (False: never, as under -q)."""
     height, width = upsampled.shape[2:]  # type: ignore[attr-defined]
-    for box in _progress(tile_boxes(height, width, tile, halo)):
+    for box in _progress(tile_boxes(height, width, tile, halo), progress):
         refined = refine(upsampled[..., box.rows, box.cols])  # type: ignore[index]  # tile plus halo
         out[..., box.out_rows, box.out_cols] = refined[..., box.keep_rows, box.keep_cols]  # type: ignore[index]
     return out

@@ -17,11 +17,9 @@ import cv2
 import numpy as np
 
 from srcnn import cache
-from srcnn.core import MAX_OUTPUT_PIXELS, Factor, SrcnnError, check_output_size
-from srcnn.runtime import Device, OrtRunner, check_device, upscale_alpha
+from srcnn.core import DEVICES, MAX_OUTPUT_PIXELS, Device, Factor, SrcnnError, check_output_size
+from srcnn.runtime import OrtRunner, check_device, upscale_alpha
 from srcnn.tiling import MAX_TILED_OUTPUT_PIXELS, check_tile, choose_tile
-
-MODELS = ("tutorial",)  # the tutorial's SRCNN (srcnn_dynamic.SuperResolutionNet) with the shipped weights
 
 
 class Upscaler:
@@ -30,11 +28,15 @@ class Upscaler:
 
     def __init__(self, model: str = "tutorial", device: Device = "cpu", threads: int = 0, *,
                  weights: str | Path | None = None, onnx: str | Path | None = None, tile: int | None = None) -> None:
-        """model: one of MODELS. threads: ONNX Runtime's intra-op threads (0: one per core). weights: another
-        weights file for the model; onnx: run this graph file instead (one written by --save-onnx). tile: as
-        --tile (None: tiles for large outputs only; 0: never)."""
-        if model not in MODELS:
-            raise SrcnnError(f"model {model!r}: expected one of {', '.join(MODELS)}")
+        """model: one of cache.MODELS. device: "cpu" or "cuda" (never a silent fallback). threads: ONNX Runtime's
+        intra-op threads (0: one per core). weights: another weights file for the model; onnx: run this graph file
+        instead (one written by --save-onnx). tile: as --tile (None: tiles for large outputs only; 0: never)."""
+        if model not in cache.MODELS:
+            raise SrcnnError(f"model {model!r}: expected one of {', '.join(cache.MODELS)}")
+        if device not in DEVICES:
+            raise SrcnnError(f"device {device!r}: expected one of {', '.join(DEVICES)}")
+        if weights is not None and onnx is not None:
+            raise SrcnnError("weights and onnx: an ONNX file holds its own weights; give one of them")
         if threads < 0:
             raise SrcnnError(f"threads {threads}: must be 0 (one per core) or more")
         check_device(device)
@@ -59,7 +61,7 @@ class Upscaler:
 
                 parts = graph.graph_parts(graph.load_onnx(self.onnx))
             else:
-                parts = cache.graph_parts(self.weights)
+                parts = cache.graph_parts(self.weights, model=self.model)
             self._runner = OrtRunner(parts, self.device, threads=self.threads)
         return self._runner
 

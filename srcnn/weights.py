@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import torch
 
 import srcnn_dynamic as sd
+from srcnn.core import check_weights_size
 from srcnn.images import atomic_path
-
-MAX_WEIGHTS_BYTES = 16 * 2**20  # the model's tensors take 80 KB; a checkpoint with training state, a few MB
-
-
-def check_weights_size(path: Path) -> None:
-    """Refuse, before loading, a weights file that holds or declares (in its zip directory) far more than the model."""
-    if not path.is_file():
-        return  # sd.load_state_dict names a missing or special file
-    declared = path.stat().st_size
-    try:
-        if zipfile.is_zipfile(path):  # torch.save's format: the directory declares each record's unpacked size
-            with zipfile.ZipFile(path) as archive:
-                declared = max(declared, sum(info.file_size for info in archive.infolist()))
-    except (zipfile.BadZipFile, OSError):
-        pass  # torch.load reports a damaged file in its own words
-    if declared > MAX_WEIGHTS_BYTES:
-        raise sd.SrcnnError(f"weights file {path} holds {declared:,} bytes, over the limit of {MAX_WEIGHTS_BYTES:,}"
-                            " (SuperResolutionNet's weights take about 80 KB)")
 
 
 def state_dict_problems(state_dict: dict[str, torch.Tensor]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import srcnn_dynamic as sd
-from srcnn import core, graph, runtime
+from srcnn import core, graph, images, runtime
 
 SHARED = ("RESIZE_MODE", "CUBIC_COEFF_A", "COORDINATE_TRANSFORMATION_MODE", "INPUT_NAMES", "OUTPUT_NAME", "EXPORTERS",
           "MIN_OPSET", "EXPORT_FACTOR", "DEFAULT_IMAGE", "DEFAULT_WEIGHTS", "DEFAULT_FACTORS", "MIN_FACTOR",
@@ -81,3 +82,50 @@ def test_graphs_are_judged_alike(onnx_path, exporter) -> None:
     for proto in (exported, renamed):
         assert graph.graph_problems(proto) == sd.graph_problems(proto), graph.graph_problems(proto)
     assert graph.graph_problems(renamed), "a graph without a `factor` input must be refused"
+
+
+@pytest.mark.parametrize(("size", "factor", "limit"), [((256, 256), "20", None), ((20, 2000), "9", 10**6),
+                                                        ((100, 100), "2", None)])
+def test_output_sizes_are_refused_alike(size, factor, limit) -> None:
+    outcomes = []
+    for module in (core, sd):
+        try:
+            module.check_output_size(size, module.Factor.parse(factor), limit or module.MAX_OUTPUT_PIXELS, "; advice")
+            outcomes.append(None)
+        except module.SrcnnError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1], outcomes
+
+
+def test_output_folders_are_refused_alike(tmp_path) -> None:
+    (tmp_path / "file").write_text("a file")
+    for folder in (tmp_path / "new" / "deeper", tmp_path / "file" / "out", tmp_path):
+        outcomes = []
+        for module in (core, sd):
+            try:
+                outcomes.append(module.check_output_dir(folder))
+            except module.SrcnnError as exc:
+                outcomes.append(str(exc))
+        assert outcomes[0] == outcomes[1], f"{folder}: {outcomes}"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_pixels_convert_alike(dtype) -> None:
+    pixels = np.random.default_rng(0).integers(0, np.iinfo(dtype).max, (5, 7, 3), dtype=dtype)
+    product, tutorial = images.to_model_input(pixels), sd.pixels_to_tensor(pixels).numpy()
+    assert np.array_equal(product, tutorial), "to the model's float input"
+    values = np.random.default_rng(1).normal(0.5, 0.4, (1, 3, 5, 7)).astype(np.float32)  # outside [0, 1] too
+    assert np.array_equal(images.to_pixels(values, dtype), sd.tensor_to_pixels(values, dtype)), "back to pixels"
+
+
+def test_images_decode_alike() -> None:
+    flags = cv2.IMREAD_COLOR
+    assert np.array_equal(images.decode_image(sd.DEFAULT_IMAGE, flags), sd.decode_image(sd.DEFAULT_IMAGE, flags))
+
+
+@pytest.mark.parametrize("exporter", sd.EXPORTERS)
+def test_the_graphs_halo_is_the_models(onnx_path, exporter) -> None:
+    from srcnn import pytorch
+
+    read, counted = graph.halo(onnx.load(onnx_path(exporter))), pytorch.model_halo(sd.SuperResolutionNet())
+    assert read == counted == 6, f"the graph's kernel radii give {read}, the model's {counted}"

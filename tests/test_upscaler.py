@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import re
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -35,9 +36,12 @@ def files_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-def imported_torch(done: subprocess.CompletedProcess[str]) -> list[str]:
-    """The torch modules a `python -X importtime` run imported (its stderr lists each import)."""
-    return [line for line in done.stderr.splitlines() if line.rstrip().endswith(("| torch", "| srcnn_dynamic"))]
+def imported(done: subprocess.CompletedProcess[str], *packages: str) -> list[str]:
+    """The modules of `packages` a `python -X importtime` run imported: its stderr has a line per module, the name
+    indented by its depth ("import time: 12 | 345 |     torch")."""
+    pattern = re.compile(rf"\|\s+({'|'.join(map(re.escape, packages))})(\.\S+)?\s*$")
+    lines = [line for line in done.stderr.splitlines() if line.startswith("import time")]
+    return [line.strip() for line in lines if pattern.search(line)]
 
 
 def test_a_folder_gives_one_result_per_photo_and_a_rerun_writes_nothing(tmp_path) -> None:
@@ -66,7 +70,11 @@ def test_an_incomplete_result_is_computed_again(tmp_path) -> None:
     again = app.run(tmp_path / "photos", [core.Factor.parse("2")], output_dir=tmp_path / "out")
     assert [p.name for p in again.written] == ["b_x2.jpg"], again
     assert [p.name for p in again.existing] == ["a_x2.png"], again
-    assert (tmp_path / "out" / "b_x2.jpg").read_bytes() == whole
+    assert (tmp_path / "out" / "b_x2.jpg").read_bytes() == whole, "the result computed again is the same"
+    result = tmp_path / "out" / "a_x2.png"
+    os.utime(tmp_path / "photos" / "a.png", ns=(result.stat().st_mtime_ns + 10**9,) * 2)  # the photo, edited since
+    edited = app.run(tmp_path / "photos", [core.Factor.parse("2")], output_dir=tmp_path / "out")
+    assert [p.name for p in edited.written] == ["a_x2.png"], f"a photo newer than its result is done again: {edited}"
 
 
 def test_recursive_mirrors_sub_folders_and_never_reads_its_results(tmp_path) -> None:
@@ -92,17 +100,26 @@ def test_a_broken_photo_is_named_once(tmp_path) -> None:
     assert "1 skipped" in done.stdout, done.stdout
 
 
+def importtime(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "srcnn", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env=cli_env())
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 def test_the_hot_path_and_help_import_no_torch(tmp_path) -> None:
-    """`python -X importtime` lists every module a run imports: a cached run, --onnx and --help load no torch."""
+    """`python -X importtime` lists every module a run imports: a cached run, --onnx and --help load no torch;
+    a cached run and --help not even onnx (the cache holds the parts ready to run)."""
     photo(tmp_path / "a.png")
-    warm = run_cli("-i", "a.png", "-s", "2", "-o", "warm", "--save-onnx", "fast.onnx", cwd=tmp_path)  # builds
-    assert warm.returncode == 0, warm.stderr
-    for args in (["--help"], ["-i", "a.png", "-s", "2", "-o", "cached"],
-                 ["-i", "a.png", "-s", "2.5", "-o", "given", "--onnx", "fast.onnx"]):
-        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "srcnn", *args], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=300, env=cli_env())
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert imported_torch(done) == [], f"{args} imported {imported_torch(done)}"
+    importtime(["-i", "a.png", "-s", "2", "-o", "warm", "--save-onnx", "fast.onnx"], tmp_path)  # cached from now
+    for args, forbidden in ((["--help"], ("torch", "srcnn_dynamic", "onnx", "onnxruntime")),
+                            (["-i", "a.png", "-s", "2", "-o", "cached"], ("torch", "srcnn_dynamic", "onnx")),
+                            (["-i", "a.png", "-s", "2.5", "-o", "given", "--onnx", "fast.onnx"],
+                             ("torch", "srcnn_dynamic"))):
+        done = importtime(args, tmp_path)
+        assert imported(done, *forbidden) == [], f"{args} imported {imported(done, *forbidden)[:5]}"
+    assert imported(importtime(["-i", "a.png", "-s", "3", "-o", "checked", "--check"], tmp_path), "torch"), \
+        "the pattern must see torch where it is imported (--check)"
     assert files_under(tmp_path / "cached") == ["a_x2.png"] and files_under(tmp_path / "given") == ["a_x2.5.png"]
 
 
@@ -126,7 +143,17 @@ def test_save_onnx_writes_the_fast_graph_for_plain_onnxruntime(tmp_path) -> None
     assert again.returncode == 0 and "ok" in again.stdout, again.stdout + again.stderr
 
 
-def test_a_read_only_cache_builds_in_memory_and_says_so_under_v(tmp_path) -> None:
+def test_a_saved_fast_graph_refuses_a_long_side_that_needs_the_gathers(tmp_path) -> None:
+    """The fast form has its matrix products only: for 4000x20 at x4 they would hold 64 million weights (GBs)."""
+    assert run_cli("--save-onnx", "fast.onnx", cwd=tmp_path).returncode == 0
+    photo(tmp_path / "strip.png", size=(4000, 20))
+    done = run_cli("-i", "strip.png", "-s", "4", "-o", "out", "--onnx", "fast.onnx", cwd=tmp_path)
+    assert done.returncode == core.EXIT_USAGE and "without --onnx" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists(), "a refused run writes nothing"
+
+
+def test_a_cache_folder_that_cannot_be_made_builds_in_memory_and_says_so_under_v(tmp_path) -> None:
+    """As root, permissions never refuse a write: a file where the cache folder should be refuses it for anyone."""
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "srcnn-dynamic").write_text("a file where the cache folder should be")
     photo(tmp_path / "a.png")
@@ -138,16 +165,39 @@ def test_a_read_only_cache_builds_in_memory_and_says_so_under_v(tmp_path) -> Non
     assert files_under(tmp_path / "out") == ["a_x2.png"]
 
 
-def test_the_cache_follows_xdg_cache_home_and_a_damaged_entry_is_rebuilt(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("damage", ["parts.json", "refine.onnx", "fast.onnx", "upsample-matmul.onnx"])
+def test_the_cache_follows_xdg_cache_home_and_a_damaged_entry_is_rebuilt(tmp_path, monkeypatch, damage) -> None:
+    """A part cut short (a full disk, a power cut) or edited is found by its SHA-256 and built again."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     key = cache.graph_key(None, "torchscript", None)
     built = cache.graph_parts()
     entry = tmp_path / "cache" / "srcnn-dynamic" / key
-    assert (entry / cache.PARTS_FILE).is_file(), f"no entry in {entry}"
-    (entry / cache.PARTS_FILE).write_text("{not json")
-    assert cache.load(key) is None
+    assert (entry / cache.PARTS_FILE).is_file(), f"no entry in {entry}: {files_under(tmp_path / 'cache')}"
+    assert cache.load(key) == built, "an entry loads as it was stored"
+    (entry / damage).write_bytes((entry / damage).read_bytes()[:100])
+    assert cache.load(key) is None, f"{damage} cut short must not load"
     assert cache.graph_parts() == built, "a damaged entry is exported and cached again, to the same graph"
     assert cache.load(key) == built
+    assert sorted(p.name for p in (tmp_path / "cache" / "srcnn-dynamic").iterdir()) == [f".{key}.lock", key], \
+        "nothing but the entry and its lock is left (no staging or damaged folders)"
+
+
+def test_processes_starting_together_on_a_cold_cache_export_once(tmp_path) -> None:
+    photo(tmp_path / "a.png")
+    env = {**cli_env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    runs = [subprocess.Popen([sys.executable, "-m", "srcnn", "-i", "a.png", "-s", "2", "-o", f"out{i}", "-v"],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for i in range(2)]
+    logs = [run.communicate(timeout=300)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], logs
+    exports = sum(log.count("building the graph") for log in logs)
+    assert exports == 1, f"{exports} exports for one setting:\n" + "\n".join(logs)
+
+
+def test_the_cache_key_follows_the_library_versions(monkeypatch) -> None:
+    before = cache.graph_key(None, "torchscript", None)
+    monkeypatch.setattr(cache, "_version", lambda package: "0.0" if package == "onnxscript" else "9.9")
+    assert cache.graph_key(None, "torchscript", None) != before, "another torch or onnxscript writes another graph"
 
 
 def test_the_cache_key_follows_the_weights_exporter_and_opset(tmp_path) -> None:
@@ -202,10 +252,13 @@ def test_the_api_refuses_in_one_line(upscaler) -> None:
     for image, factor, words in [(np.zeros((4, 4, 2), np.uint8), 2, r"expected \(H, W\)"),
                                  (np.zeros((4, 4, 3), np.int32), 2, "expected uint8"),
                                  (np.zeros((4, 4, 3), np.uint8), 0.5, "finite number >= 1")]:
-        with pytest.raises(core.SrcnnError, match=words):
+        with pytest.raises(core.SrcnnError, match=words) as info:
             upscaler(image, factor)
-    with pytest.raises(core.SrcnnError, match="expected one of tutorial"):
-        Upscaler(model="esrgan")
+        assert "\n" not in str(info.value), str(info.value)
+    for settings, words in [({"model": "esrgan"}, "expected one of tutorial"), ({"device": "gpu"}, "expected one of"),
+                            ({"weights": "a.pth", "onnx": "b.onnx"}, "give one of them"), ({"tile": 7}, "--tile 32")]:
+        with pytest.raises(core.SrcnnError, match=words):
+            Upscaler(**settings)
 
 
 def _upscale_in_worker(job: tuple[Upscaler, np.ndarray]) -> np.ndarray:

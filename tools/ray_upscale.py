@@ -74,14 +74,17 @@ def upscale_folder(input_dir: Path, output_dir: Path, factor: str, actors: int =
     import ray
 
     Factor.parse(factor)  # a bad factor fails here, before Ray starts
+    input_dir, output_dir = input_dir.resolve(), output_dir.resolve()  # the workers' current folder is not ours
     paths = sorted(str(p) for p in input_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise SrcnnError(f"no images in {input_dir} (expected {', '.join(IMAGE_SUFFIXES)})")
     output_dir.mkdir(parents=True, exist_ok=True)
+    # Ray's workers do not see this script's sys.path: tell them where srcnn is (the same path on every node).
+    runtime_env = {"env_vars": {"PYTHONPATH": str(ROOT)}}
     if address:
-        ray.init(address=address)
+        ray.init(address=address, runtime_env=runtime_env)
     else:
-        ray.init(num_cpus=actors * threads_per_actor)
+        ray.init(num_cpus=actors * threads_per_actor, runtime_env=runtime_env)
     try:
         # Reading files is I/O: num_cpus=0 lets the read tasks run beside actors that hold every CPU (with
         # the default of 1, a cluster whose CPUs all go to the actors waits for ever: ray-project/ray#44687).
