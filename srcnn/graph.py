@@ -81,8 +81,8 @@ def load_onnx(path: Path) -> onnx.ModelProto:
         message = f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})"
         raise SrcnnError(message.splitlines()[0]) from None
     if problems := graph_problems(proto) + _weight_problems(proto):
-        raise SrcnnError(f"--onnx {path} is not this project's dynamic-factor model: {'; '.join(problems)} (export"
-                         " one with python srcnn_dynamic.py, which writes srcnn3.onnx)")
+        raise SrcnnError(f"--onnx {path} is not this project's dynamic-factor model: {'; '.join(problems)} (write"
+                         " one with srcnn --save-onnx PATH)")
     _check_runnable(proto, path)
     return proto
 
