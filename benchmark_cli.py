@@ -56,6 +56,7 @@ for path in sorted(photos.iterdir()):
 
 
 def cpu_name() -> str:
+    """The processor's model name, as figures must name it."""
     for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
@@ -74,6 +75,7 @@ def make_photos(folder: Path, count: int) -> None:
 
 
 def timed(command: list[str], cwd: Path) -> float:
+    """Seconds a command takes as a fresh process, start-up included."""
     start = time.perf_counter()
     subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start

@@ -68,6 +68,7 @@ def _weights_digest(weights: Path | None) -> str:
 
 
 def _version(package: str) -> str:
+    """An installed package's version, read from its metadata (importing torch to ask would cost seconds)."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

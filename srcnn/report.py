@@ -6,9 +6,12 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from srcnn.core import EXIT_MISMATCH, EXIT_OK, EXIT_SKIPPED, PARITY_ATOL
+
+if TYPE_CHECKING:  # the tutorial loads torch: --check alone fills comparisons
+    from srcnn_dynamic import Comparison
 
 log = logging.getLogger("srcnn")
 
@@ -22,7 +25,7 @@ class Report:
     existing: list[Path] = field(default_factory=list)  # complete results of an earlier run, left as they were
     images: int = 0  # images upscaled by this run
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (image, why), each logged once when skipped
-    comparisons: list[Any] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
     seconds: float = 0.0
 
 

@@ -57,8 +57,8 @@ def test_output_sizes_round_alike(length, scale) -> None:
 
 
 def test_float32_rounding_overflows_to_infinity() -> None:
-    assert core.float32(1e39) == math.inf and core.float32(-1e39) == -math.inf
-    assert core.float32(0.1) == float(np.float32(0.1))
+    rounded = core.float32(1e39), core.float32(-1e39), core.float32(0.1)
+    assert rounded == (math.inf, -math.inf, float(np.float32(0.1))), rounded
 
 
 @pytest.mark.parametrize("exporter", sd.EXPORTERS)

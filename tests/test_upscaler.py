@@ -120,7 +120,8 @@ def test_the_hot_path_and_help_import_no_torch(tmp_path) -> None:
         assert imported(done, *forbidden) == [], f"{args} imported {imported(done, *forbidden)[:5]}"
     assert imported(importtime(["-i", "a.png", "-s", "3", "-o", "checked", "--check"], tmp_path), "torch"), \
         "the pattern must see torch where it is imported (--check)"
-    assert files_under(tmp_path / "cached") == ["a_x2.png"] and files_under(tmp_path / "given") == ["a_x2.5.png"]
+    written = files_under(tmp_path / "cached"), files_under(tmp_path / "given")
+    assert written == (["a_x2.png"], ["a_x2.5.png"]), written
 
 
 def test_save_onnx_writes_the_fast_graph_for_plain_onnxruntime(tmp_path) -> None:
@@ -162,7 +163,7 @@ def test_a_cache_folder_that_cannot_be_made_builds_in_memory_and_says_so_under_v
                           env={**cli_env(), "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr
     assert "cannot cache the graph" in done.stderr and "built in memory" in done.stderr, done.stderr
-    assert files_under(tmp_path / "out") == ["a_x2.png"]
+    assert files_under(tmp_path / "out") == ["a_x2.png"], files_under(tmp_path / "out")
 
 
 @pytest.mark.parametrize("damage", ["parts.json", "refine.onnx", "fast.onnx", "upsample-matmul.onnx"])
@@ -177,7 +178,7 @@ def test_the_cache_follows_xdg_cache_home_and_a_damaged_entry_is_rebuilt(tmp_pat
     (entry / damage).write_bytes((entry / damage).read_bytes()[:100])
     assert cache.load(key) is None, f"{damage} cut short must not load"
     assert cache.graph_parts() == built, "a damaged entry is exported and cached again, to the same graph"
-    assert cache.load(key) == built
+    assert cache.load(key) == built, "the rebuilt entry loads"
     assert sorted(p.name for p in (tmp_path / "cache" / "srcnn-dynamic").iterdir()) == [f".{key}.lock", key], \
         "nothing but the entry and its lock is left (no staging or damaged folders)"
 
@@ -213,11 +214,13 @@ def test_check_keeps_the_tutorials_table_and_exit_codes(tmp_path, monkeypatch, c
     photo(tmp_path / "a.png")
     checked = app.run(tmp_path / "a.png", [core.Factor.parse("2")], output_dir=tmp_path / "out", check=True, runs=1)
     assert files_under(tmp_path / "out") == ["a_ort_2.png", "a_torch_2.png"]
-    assert report.finish(checked) == core.EXIT_OK and "ok" in capsys.readouterr().out
+    code, out = report.finish(checked), capsys.readouterr().out
+    assert code == core.EXIT_OK and "ok" in out, f"exit {code}:\n{out}"
     real_call = app.OrtRunner.__call__
     monkeypatch.setattr(app.OrtRunner, "__call__", lambda self, *a, **k: real_call(self, *a, **k) + 1e-3)
     drifted = app.run(tmp_path / "a.png", [core.Factor.parse("2")], output_dir=tmp_path / "out2", check=True, runs=1)
-    assert report.finish(drifted) == core.EXIT_MISMATCH and "FAIL" in capsys.readouterr().out
+    code, out = report.finish(drifted), capsys.readouterr().out
+    assert code == core.EXIT_MISMATCH and "FAIL" in out, f"exit {code}:\n{out}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
