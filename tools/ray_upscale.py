@@ -19,17 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from srcnn.core import Factor, SrcnnError  # noqa: E402  (first: it sets OpenCV's pixel limit before cv2 loads)
-
-import cv2  # noqa: E402
-
+from srcnn.core import Factor, SrcnnError  # noqa: E402
 from srcnn.images import IMAGE_SUFFIXES, write_image  # noqa: E402
+from srcnn.plan import RESULT, result_names  # noqa: E402
 
-RAY_REQUIREMENT = 'ray[data]==2.60.0'
+RAY_REQUIREMENT = "ray[data]==2.60.0"
 BATCH_SIZE = 4  # photos per call of an actor: small, as each photo is a lot of work and memory
 
 
@@ -52,29 +51,40 @@ class UpscaleBatch:
         self.output_dir = Path(output_dir)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """batch: the files' bytes and paths -> each result's path and size (the results are written here)."""
-        results, heights, widths = [], [], []
-        for data, path in zip(batch["bytes"], batch["path"]):
-            pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-            if pixels is None:
-                raise SrcnnError(f"cannot read {path} as an image (OpenCV could not decode it)")
-            big = swap_red_blue(self.upscaler(swap_red_blue(pixels), self.factor))
-            source = Path(path)
-            result = self.output_dir / f"{source.stem}_x{self.factor.tag}{source.suffix}"
-            write_image(result, big)
-            results.append(str(result))
-            heights.append(big.shape[0])
-            widths.append(big.shape[1])
-        return {"result": np.array(results), "height": np.array(heights), "width": np.array(widths)}
+        """batch: the files' bytes and paths -> per photo, its result's path or why it has none. The results
+        are written here, by the actor: one photo that cannot be read must not stop a whole collection."""
+        results: list[str] = []
+        errors: list[str] = []
+        for data, path in zip(batch["bytes"], batch["path"], strict=True):
+            try:
+                results.append(str(self.upscale(data, Path(path))))
+                errors.append("")
+            except SrcnnError as exc:
+                results.append("")
+                errors.append(str(exc))
+        return {"photo": batch["path"], "result": np.array(results), "error": np.array(errors)}
+
+    def upscale(self, data: bytes, path: Path) -> Path:
+        """Decode one file's bytes, upscale it, and write it beside the others in its own format."""
+        pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if pixels is None:
+            raise SrcnnError(f"cannot read {path} as an image (OpenCV could not decode it)")
+        big = swap_red_blue(self.upscaler(swap_red_blue(pixels), self.factor))
+        result = self.output_dir / result_names(path.stem, self.factor, path.suffix, check=False)[RESULT]
+        write_image(result, big)
+        return result
 
 
 def upscale_folder(input_dir: Path, output_dir: Path, factor: str, actors: int = 2, threads_per_actor: int = 1,
                    address: str | None = None) -> list[dict[str, Any]]:
-    """Upscale the images of `input_dir` (not its sub-folders) into `output_dir` on Ray; one row per result."""
+    """Upscale the images of `input_dir` (not its sub-folders) into `output_dir` on Ray; one row per photo:
+    its path, its result's path, and an error message (empty when it succeeded)."""
     import ray
 
     Factor.parse(factor)  # a bad factor fails here, before Ray starts
     input_dir, output_dir = input_dir.resolve(), output_dir.resolve()  # the workers' current folder is not ours
+    if output_dir == input_dir:
+        raise SrcnnError(f"--output-dir {output_dir} is the folder of the photos; choose another folder")
     paths = sorted(str(p) for p in input_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise SrcnnError(f"no images in {input_dir} (expected {', '.join(IMAGE_SUFFIXES)})")
@@ -130,8 +140,14 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     seconds = time.perf_counter() - start
-    print(f"{len(rows)} photos in {seconds:.2f} s ({len(rows) / seconds:.2f} photos/s) on {args.actors} actor(s)"
-          f" of {args.threads_per_actor} thread(s); results in {args.output_dir}")
+    failed = [row for row in rows if row["error"]]
+    for row in failed:
+        print(f"error: {row['error']}", file=sys.stderr)
+    done = len(rows) - len(failed)
+    print(f"{done} photos in {seconds:.2f} s ({done / seconds:.2f} photos/s) on {args.actors} actor(s)"
+          f" of {args.threads_per_actor} thread(s); results in {args.output_dir}"
+          + (f"; {len(failed)} failed" if failed else ""))
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
