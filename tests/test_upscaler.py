@@ -319,3 +319,17 @@ def test_a_photo_keeps_its_exif_icc_and_text(tmp_path, suffix) -> None:
         f" date, same profile) = {got}"
     if suffix == ".png":
         assert texts == {"Description": "the astronaut", "Title": "宇宙飛行士"}, texts
+
+
+def test_the_readmes_plain_onnxruntime_snippet_runs_the_saved_graph(tmp_path) -> None:
+    """The README's snippet, as it is, on the file `srcnn --save-onnx srcnn.onnx` writes: a face_x2.5.png of 640x640."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Use it from plain ONNX Runtime"):]
+    start = section.index("```python") + len("```python")
+    snippet = section[start:section.index("```", start)]
+    assert run_cli("--save-onnx", "srcnn.onnx", cwd=tmp_path).returncode == 0
+    (tmp_path / "face.png").write_bytes((ROOT / "face.png").read_bytes())
+    done = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = cv2.imread(str(tmp_path / "face_x2.5.png"))
+    assert result is not None and result.shape == (640, 640, 3), None if result is None else result.shape
