@@ -29,10 +29,13 @@ examples:
   python -m srcnn --save-onnx srcnn.onnx            the graph alone, for plain ONNX Runtime
   python -m srcnn --check                           PyTorch beside ONNX Runtime, compared (the tutorial's table)
 
-exit codes: {EXIT_OK} done; {EXIT_MISMATCH} (--check) ONNX Runtime and PyTorch differ by more than {PARITY_ATOL:g};\
- {EXIT_USAGE} a mistake in the command or its files (one line on stderr, nothing written); {EXIT_SKIPPED} some photos\
- of a folder were skipped (each named); {EXIT_CRASH} an unexpected failure (one line; -v shows the traceback);\
- 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (no half-written file is left)"""
+exit codes:
+  {EXIT_OK}  done
+  {EXIT_MISMATCH}  (--check) ONNX Runtime and PyTorch differ by more than {PARITY_ATOL:g}
+  {EXIT_USAGE}  a mistake in the command or its files: one line on stderr, nothing written
+  {EXIT_SKIPPED}  some photos of a folder were skipped, each named; the others were written
+  {EXIT_CRASH}  an unexpected failure: one line; -v shows the traceback
+  130, 143, 129  Ctrl-C, SIGTERM, SIGHUP: no half-written file is left"""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -72,7 +75,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     speed.add_argument("--device", choices=DEVICES, default="cpu",
                        help="where ONNX Runtime runs; cuda needs requirements-gpu.txt (default: %(default)s)")
     speed.add_argument("--tile", type=int, metavar="N",
-                       help=f"refine in tiles of NxN output pixels, which bounds memory; 0: never (default: tiles of"
+                       help=f"compute in tiles of NxN output pixels, which bounds memory; 0: never (default: tiles of"
                        f" {DEFAULT_TILE} for outputs over {TILE_ABOVE_PIXELS:,} pixels; the same result either way)")
     speed.add_argument("--ort-resize", choices=ORT_RESIZES, default="auto",
                        help="how ONNX Runtime computes the bicubic upsampling: matmul, two matrix products (fastest);"
