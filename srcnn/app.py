@@ -122,7 +122,11 @@ def plan(image_path: Path, factors: Sequence[Factor], output_dir: Path, tile: in
         raise SrcnnError(f"--output-dir {output_dir} is the folder of the photos: the results would be read as"
                          " photos by the next run; choose another folder (a sub-folder is fine)")
     jobs = {}
-    for path in image_paths(image_path, recursive=recursive, exclude=output_dir):
+    unreadable: list[tuple[Path, str]] = []
+    paths = image_paths(image_path, recursive=recursive, exclude=output_dir, unreadable=unreadable)
+    for folder, why in unreadable:
+        skip(report, folder, SrcnnError(f"cannot list the folder {folder}: {why}"), folder_mode)
+    for path in paths:
         folder = output_dir / path.parent.relative_to(image_path) if folder_mode else output_dir  # mirrored
         try:
             jobs[path] = plan_image(path, read_header(path), factors, folder, tile, check)

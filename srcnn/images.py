@@ -140,18 +140,24 @@ def write_picture(path: Path, rgb: np.ndarray, like: Picture, alpha: np.ndarray 
     write_image(path, picture_pixels(rgb, like, alpha), like.metadata)
 
 
-def image_paths(image: Path, option: str = "--image", *, recursive: bool = False,
-                exclude: Path | None = None) -> list[Path]:
+def image_paths(image: Path, option: str = "--image", *, recursive: bool = False, exclude: Path | None = None,
+                unreadable: list[tuple[Path, str]] | None = None) -> list[Path]:
     """[image] for a file; the images in a folder (by suffix, sorted), and with `recursive` in its sub-folders.
 
     `exclude` (the results' folder) is never read, nor anything under it: results are not inputs. Links to
-    folders are not followed, so a link loop cannot trap the walk. `option` names the folder in errors.
+    folders are not followed, so a link loop cannot trap the walk. A sub-folder that cannot be listed is added to
+    `unreadable` with the reason. `option` names the folder in errors.
     """
     if not image.is_dir():
         return [image]
     skip = exclude.resolve() if exclude is not None else None
+
+    def note(error: OSError) -> None:
+        if unreadable is not None and error.filename is not None:
+            unreadable.append((Path(error.filename), error.strerror or str(error)))
+
     paths = []
-    for folder, subfolders, files in os.walk(image, followlinks=False):
+    for folder, subfolders, files in os.walk(image, onerror=note, followlinks=False):
         if skip is not None and Path(folder).resolve() == skip:
             subfolders.clear()
             continue
@@ -160,7 +166,7 @@ def image_paths(image: Path, option: str = "--image", *, recursive: bool = False
         if not recursive:
             break
         subfolders.sort()
-    if not paths:
+    if not paths and not unreadable:
         where = "or its sub-folders " if recursive else ""
         raise SrcnnError(f"{option} {image}: the folder {where}holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return sorted(paths)

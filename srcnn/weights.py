@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 import srcnn_dynamic as sd
+from srcnn.cache import resolved_weights
 from srcnn.core import check_weights_size
 from srcnn.images import atomic_path
 
@@ -25,8 +26,7 @@ def state_dict_problems(state_dict: dict[str, torch.Tensor]) -> list[str]:
 
 def load_model(weights: Path | None) -> sd.SuperResolutionNet:
     """sd.build_model from `weights` (None: the shipped weights if present, else a seeded initialisation)."""
-    if weights is None and sd.DEFAULT_WEIGHTS.is_file():
-        weights = sd.DEFAULT_WEIGHTS
+    weights = resolved_weights(weights)  # the rule the graph cache keys by
     if weights is None:
         return sd.build_model(None)
     check_weights_size(weights)

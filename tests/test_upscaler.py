@@ -333,3 +333,21 @@ def test_the_readmes_plain_onnxruntime_snippet_runs_the_saved_graph(tmp_path) ->
     assert done.returncode == 0, done.stderr
     result = cv2.imread(str(tmp_path / "face_x2.5.png"))
     assert result is not None and result.shape == (640, 640, 3), None if result is None else result.shape
+
+
+def test_a_sub_folder_that_cannot_be_listed_is_named_and_the_rest_goes_on(tmp_path, monkeypatch) -> None:
+    """As root every folder can be listed: os.scandir is told to refuse one, as it would for another user."""
+    photo(tmp_path / "photos" / "a.png")
+    photo(tmp_path / "photos" / "private" / "b.png")
+    real_scandir = os.scandir
+
+    def refusing(path: object) -> object:
+        if Path(str(path)).name == "private":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    done = app.run(tmp_path / "photos", [core.Factor.parse("2")], output_dir=tmp_path / "out", recursive=True)
+    assert [p.name for p in done.written] == ["a_x2.png"], done
+    assert [(p.name, "Permission denied" in why) for p, why in done.skipped] == [("private", True)], done.skipped
+    assert report.finish(done, quiet=True) == core.EXIT_SKIPPED
