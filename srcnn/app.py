@@ -155,7 +155,9 @@ def upscale_all(runner: OrtRunner, jobs: dict[Path, list[Job]], first: Picture |
     report.output_dir.mkdir(parents=True, exist_ok=True)
     bar = tqdm(list(jobs), desc="images", unit="image", file=sys.stderr, dynamic_ncols=True,
                disable=None if progress and first is None else True)  # None: shown on a terminal only
-    with logging_redirect_tqdm(loggers=[log]):  # a skipped photo's line above the bar, not through it
+    # The root logger's handler prints every line (ours propagate to it): routed through the bar, a skipped
+    # photo's line lands above it, once, instead of through it.
+    with logging_redirect_tqdm(loggers=[logging.getLogger()]):
         for path in bar:
             try:
                 picture = first if first is not None else read_picture(path)

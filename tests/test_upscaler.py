@@ -92,12 +92,16 @@ def test_recursive_mirrors_sub_folders_and_never_reads_its_results(tmp_path) -> 
 
 
 def test_a_broken_photo_is_named_once(tmp_path) -> None:
+    """One photo refused by its header (while planning), one whose pixels do not decode (while upscaling)."""
     photo(tmp_path / "photos" / "a.png")
     (tmp_path / "photos" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    whole = (tmp_path / "photos" / "cut.jpg")
+    photo(whole)
+    whole.write_bytes(whole.read_bytes()[:400])  # the header survives, the pixels do not
     done = run_cli("-i", "photos", "-s", "2", "-o", "out", cwd=tmp_path)
     assert done.returncode == core.EXIT_SKIPPED, done.stderr
-    assert done.stderr.count("broken.png") == 1, done.stderr
-    assert "1 skipped" in done.stdout, done.stdout
+    assert (done.stderr.count("broken.png"), done.stderr.count("cut.jpg")) == (1, 1), done.stderr
+    assert "2 skipped" in done.stdout, done.stdout
 
 
 def importtime(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
