@@ -6,6 +6,8 @@ module, and with it torch and the tutorial (srcnn_dynamic.py).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import tempfile
 from pathlib import Path
@@ -35,8 +37,12 @@ def model_halo(model: sd.SuperResolutionNet) -> int:
 def export(weights: Path | None, exporter: sd.Exporter = "torchscript", opset: int | None = None) -> onnx.ModelProto:
     """The tutorial's model with `weights` (None: the shipped ones), exported as the tutorial exports it, checked."""
     model = load_model(weights)
-    with tempfile.TemporaryDirectory(prefix="srcnn-export-") as tmp:
-        return sd.export_onnx(model, Path(tmp) / f"srcnn{sd.EXPORT_FACTOR:g}.onnx", exporter=exporter, opset=opset)
+    chatter = io.StringIO()  # the dynamo exporter prints its steps on stdout, which holds the run's report alone
+    with tempfile.TemporaryDirectory(prefix="srcnn-export-") as tmp, contextlib.redirect_stdout(chatter):
+        proto = sd.export_onnx(model, Path(tmp) / "graph.onnx", exporter=exporter, opset=opset)
+    if chatter.getvalue():
+        log.debug("the exporter said:\n%s", chatter.getvalue().rstrip())
+    return proto
 
 
 def run_torch(model: sd.SuperResolutionNet, image: torch.Tensor | np.ndarray, factor: Factor | sd.Factor,

@@ -104,10 +104,13 @@ COMMANDS = {  # what users type, run from another folder
 }
 
 
-def run_cli(*args: str, cwd: Path, command: str = "package", **kwargs: object) -> subprocess.CompletedProcess[str]:
-    """Run one of the two commands in `cwd`, as a user would (the package found through PYTHONPATH)."""
+def run_cli(*args: str, cwd: Path, command: str = "package", cache: Path | None = None,
+            **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run one of the two commands in `cwd`, as a user would (the package found through PYTHONPATH); `cache`: a
+    graph cache of its own (a cold one), instead of the suite's."""
+    env = cli_env() | ({"XDG_CACHE_HOME": str(cache)} if cache else {})
     return subprocess.run([*COMMANDS[command], *args], cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env=cli_env(), **kwargs)
+                          env=env, **kwargs)
 
 
 def cli_env() -> dict[str, str]:

@@ -57,12 +57,14 @@ def test_dynamo_exporter_and_uneven_factors(tmp_path, command) -> None:
     small = tmp_path / "small.png"
     cv2.imwrite(str(small), cv2.resize(cv2.imread(str(ROOT / "face.png")), (40, 30)))  # (30, 40): not square
     result = run_cli("--exporter", "dynamo", "--image", str(small), "--factor", "2.5", "--factor", "5x6",
-                     "--output-dir", "out", cwd=tmp_path, command=command)
+                     "--output-dir", "out", cwd=tmp_path, command=command, cache=tmp_path / "cache")  # exports
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr}"
     tag = "ort_" if command == "script" else "x"  # the tutorial's small_ort_2.5.png, the product's small_x2.5.png
     assert image_size(tmp_path / "out" / f"small_{tag}2.5.png") == (75, 100)
     assert image_size(tmp_path / "out" / f"small_{tag}5x6.png") == (150, 240)
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr, f"noisy export:\n{result.stderr}"
+    if command == "package":  # stdout holds the report alone: the exporter's steps are not printed there
+        assert result.stdout.startswith("upscaled 1 image"), f"noisy export:\n{result.stdout}"
 
 
 class RunsCode:
