@@ -20,7 +20,7 @@ from srcnn import cache
 from srcnn.core import TIMING_RUNS, Device, Factor, OrtResize, SrcnnError, check_opset, check_output_dir
 from srcnn.errors import is_mistake
 from srcnn.headers import read_header
-from srcnn.images import Picture, atomic_path, image_paths, read_picture, write_picture
+from srcnn.images import IMAGE_SUFFIXES, Picture, atomic_path, image_paths, read_picture, write_picture
 from srcnn.plan import RESULT, Job, check_output_file, check_outputs, is_complete, plan_image, sized
 from srcnn.report import Report
 from srcnn.runtime import GraphParts, OrtRunner, check_device, resize_keeps_the_size, upscale_alpha
@@ -40,7 +40,7 @@ RESIZE_WORDS = {
 
 
 def run(
-    image_path: Path | None,
+    image_path: Path | Sequence[Path] | None,
     factors: Sequence[Factor],
     *,
     output_dir: Path,
@@ -60,7 +60,8 @@ def run(
 ) -> Report:
     """Upscale an image, or each image of a folder, at each factor; with `check`, in PyTorch too, compared.
 
-    image_path None: no image (with `save_onnx`, the run only writes the graph). tile: None tiles large outputs
+    image_path: a photo or a folder, or several of them (each folder's results mirror it under `output_dir`); None:
+    no image (with `save_onnx`, the run only writes the graph). tile: None tiles large outputs
     only (tiling.choose_tile), 0 never tiles, N tiles of N x N output pixels. onnx_model: run this graph instead
     of the tutorial's model. runs: --check's timed runs per result (default: 1 for a folder, TIMING_RUNS for one
     image). An existing, complete result is kept unless `overwrite` (or `check`, which always computes).
@@ -80,16 +81,17 @@ def run(
     if save_onnx is not None:
         check_output_file(save_onnx, "--save-onnx", inputs, suffixes=(".onnx",))
     report = Report(output_dir)
-    folder_mode = image_path is not None and image_path.is_dir()
+    sources = [] if image_path is None else [image_path] if isinstance(image_path, Path) else list(image_path)
+    batch = len(sources) > 1 or any(source.is_dir() for source in sources)  # a batch: skip what fails
     jobs: dict[Path, list[Job]] = {}  # image -> its jobs, one per factor, planned from its header
-    if image_path is not None:
-        jobs = plan(image_path, factors, output_dir, tile, check, recursive, report)
+    if sources:
+        jobs = plan(sources, factors, output_dir, tile, check, recursive, report, batch)
         photos = [*jobs, *(path for path, _ in report.skipped)]
         check_outputs(jobs, [save_onnx] if save_onnx else [], [*photos, *inputs])
         if not (overwrite or check):  # --check always computes: it compares
             jobs = {path: todo for path, image_jobs in jobs.items() if (todo := left_to_do(report, path, image_jobs))}
     first: Picture | None = None
-    if jobs and not folder_mode:  # one photo: decoded now, so that its problems stop the run before any work
+    if jobs and not batch:  # one photo: decoded now, so that its problems stop the run before any work
         first = read_picture(*jobs)
         jobs = {path: [sized(job, *first.rgb.shape[2:], tile) for job in todo] for path, todo in jobs.items()}
     if jobs or save_onnx:
@@ -104,34 +106,39 @@ def run(
         if check and jobs:
             from srcnn.check import Checker  # torch and the tutorial load here, for --check alone
 
-            checker = Checker(weights, device, runs or (1 if folder_mode else TIMING_RUNS))
+            checker = Checker(weights, device, runs or (1 if batch else TIMING_RUNS))
         if save_onnx is not None:
             write_graph(save_onnx, parts)
+            report.graph = save_onnx
         if jobs:
             upscale_all(runner, jobs, first, tile, report, checker, progress)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def plan(image_path: Path, factors: Sequence[Factor], output_dir: Path, tile: int | None, check: bool,
-         recursive: bool, report: Report) -> dict[Path, list[Job]]:
-    """Each image's jobs, planned from its header; a folder's bad files are skipped and named, one image's are the
-    run's problems."""
-    folder_mode = image_path.is_dir()
-    if folder_mode and output_dir.resolve() == image_path.resolve():
-        raise SrcnnError(f"--output-dir {output_dir} is the folder of the photos: the results would be read as"
-                         " photos by the next run; choose another folder (a sub-folder is fine)")
-    jobs = {}
-    unreadable: list[tuple[Path, str]] = []
-    paths = image_paths(image_path, recursive=recursive, exclude=output_dir, unreadable=unreadable)
-    for folder, why in unreadable:
-        skip(report, folder, SrcnnError(f"cannot list the folder {folder}: {why}"), folder_mode)
-    for path in paths:
-        folder = output_dir / path.parent.relative_to(image_path) if folder_mode else output_dir  # mirrored
-        try:
-            jobs[path] = plan_image(path, read_header(path), factors, folder, tile, check)
-        except Exception as exc:
-            skip(report, path, exc, folder_mode)
+def plan(sources: Sequence[Path], factors: Sequence[Factor], output_dir: Path, tile: int | None, check: bool,
+         recursive: bool, report: Report, batch: bool) -> dict[Path, list[Job]]:
+    """Each image's jobs, planned from its header. In a batch (a folder, or several photos) a bad file is skipped
+    and named; one photo's problems are the run's."""
+    if output_dir.suffix.lower() in IMAGE_SUFFIXES and not output_dir.is_dir():
+        raise SrcnnError(f"--output-dir {output_dir} names a folder for the results, not a file: a photo's result is"
+                         f" named after it (photo_x2.jpg); give a folder")
+    for source in sources:
+        if source.is_dir() and output_dir.resolve() == source.resolve():
+            raise SrcnnError(f"--output-dir {output_dir} is the folder of the photos: the results would be read as"
+                             " photos by the next run; choose another folder (a sub-folder is fine)")
+    jobs: dict[Path, list[Job]] = {}
+    for source in sources:
+        unreadable: list[tuple[Path, str]] = []
+        paths = image_paths(source, recursive=recursive, exclude=output_dir, unreadable=unreadable)
+        for folder, why in unreadable:
+            skip(report, folder, SrcnnError(f"cannot list the folder {folder}: {why}"), batch)
+        for path in paths:
+            folder = output_dir / path.parent.relative_to(source) if source.is_dir() else output_dir  # mirrored
+            try:
+                jobs[path] = plan_image(path, read_header(path), factors, folder, tile, check)
+            except Exception as exc:
+                skip(report, path, exc, batch)
     check_output_dir(output_dir)
     return jobs
 
@@ -189,9 +196,9 @@ def write_graph(path: Path, parts: GraphParts) -> None:
     log.info("wrote %s: the graph as this run runs it (inputs input and factor)", path)
 
 
-def skip(report: Report, path: Path, exc: Exception, folder_mode: bool) -> None:
-    """A folder is a job: whatever one file raised, name it once and go on with the others. One image: re-raise."""
-    if not folder_mode:
+def skip(report: Report, path: Path, exc: Exception, batch: bool) -> None:
+    """A batch is a job: whatever one file raised, name it once and go on with the others. One photo: re-raise."""
+    if not batch:
         raise exc
     why = str(exc) if is_mistake(exc) else f"{type(exc).__name__}: {exc}".splitlines()[0]
     report.skipped.append((path, why))

@@ -44,8 +44,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = OneLineErrorParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_argument_group("what to upscale, and where")
-    what.add_argument("-i", "--image", type=Path, metavar="PATH",
-                      help="a photo, or a folder of photos (PNG, JPEG, TIFF, BMP, WebP) (default: face.png, a demo)")
+    what.add_argument("-i", "--image", type=Path, nargs="+", action="extend", metavar="PATH",
+                      help="photos, or folders of photos (PNG, JPEG, TIFF, BMP, WebP); several after one -i, or -i"
+                      " again (default: face.png, a demo)")
     what.add_argument("-s", "--factor", type=factor_arg, action="append", metavar="F",
                       help=f"upscale factor, repeatable: 2, 2.5, or HEIGHTxWIDTH such as 5x6; each >= {MIN_FACTOR:g}"
                       f" (default: {' and '.join(DEFAULT_FACTORS)})")
@@ -102,7 +103,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.quiet and args.verbose:
         parser.error("-q and -v: choose one")
     if args.image is None and args.save_onnx is None:
-        args.image = DEFAULT_IMAGE
+        args.image = [DEFAULT_IMAGE]
     args.factor = args.factor or [Factor.parse(f) for f in DEFAULT_FACTORS]
     return args
 
@@ -129,6 +130,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                      ort_resize=args.ort_resize, onnx_model=args.onnx, check=args.check, runs=args.runs,
                      recursive=args.recursive, overwrite=args.overwrite, save_onnx=args.save_onnx,
                      progress=not args.quiet)
-        return finish(report, quiet=args.quiet or (args.image is None))
+        return finish(report, quiet=args.quiet)
 
     return run_guarded(work)

@@ -144,9 +144,10 @@ def image_paths(image: Path, option: str = "--image", *, recursive: bool = False
                 unreadable: list[tuple[Path, str]] | None = None) -> list[Path]:
     """[image] for a file; the images in a folder (by suffix, sorted), and with `recursive` in its sub-folders.
 
-    `exclude` (the results' folder) is never read, nor anything under it: results are not inputs. Links to
-    folders are not followed, so a link loop cannot trap the walk. A sub-folder that cannot be listed is added to
-    `unreadable` with the reason. `option` names the folder in errors.
+    `exclude` (the results' folder) is never read, nor anything under it: results are not inputs. Hidden files and
+    folders (a name starting with a dot: thumbnails, macOS's ._ companions, this project's temporary files) are
+    not photos. Links to folders are not followed, so a link loop cannot trap the walk. A sub-folder that cannot be
+    listed is added to `unreadable` with the reason. `option` names the folder in errors.
     """
     if not image.is_dir():
         return [image]
@@ -162,10 +163,11 @@ def image_paths(image: Path, option: str = "--image", *, recursive: bool = False
             subfolders.clear()
             continue
         # Special files (a FIFO named photo.png) are listed too, so that they are refused and named, never read.
-        paths += [Path(folder) / name for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+        paths += [Path(folder) / name for name in files
+                  if Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".")]
         if not recursive:
             break
-        subfolders.sort()
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))  # os.walk descends these
     if not paths and not unreadable:
         where = "or its sub-folders " if recursive else ""
         raise SrcnnError(f"{option} {image}: the folder {where}holds no images ({', '.join(IMAGE_SUFFIXES)})")

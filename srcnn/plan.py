@@ -122,7 +122,7 @@ def check_outputs(jobs: dict[Path, list[Job]], extra_outputs: Iterable[Path], in
             raise SrcnnError(f"the result {out} would overwrite an input {kind}; choose another --output-dir")
         if target in written:
             why = ("give distinct factors" if written[target] == source else
-                   f"{written[target].name} and {source.name} give results of one name; rename one of them")
+                   f"{written[target]} and {source} give results of one name; rename one of them")
             raise SrcnnError(f"two results of this run would be written to {out}; {why}")
         written[target] = source
 

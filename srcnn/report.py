@@ -26,20 +26,32 @@ class Report:
     images: int = 0  # images upscaled by this run
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (image, why), each logged once when skipped
     comparisons: list[Comparison] = field(default_factory=list)
+    graph: Path | None = None  # the graph --save-onnx wrote
     seconds: float = 0.0
 
 
+def count(number: int, thing: str) -> str:
+    """'1 result', '2 results'."""
+    return f"{number} {thing}{'s' * (number != 1)}"
+
+
 def summary(report: Report) -> str:
-    """The run's last line: the count, the time and where the results are."""
+    """The run's last line: the count, the time and where the results are (and the graph, if one was saved)."""
     where = f"{report.output_dir}{'/' if not str(report.output_dir).endswith('/') else ''}"
-    skipped = f"; {len(report.skipped)} skipped (named above)" if report.skipped else ""
-    if not report.written and report.existing:
-        return (f"nothing to do: the {len(report.existing)} results are already in {where} (--overwrite redoes them)"
-                f"{skipped}")
-    images = f"{report.images} image{'s' * (report.images != 1)}"
-    kept = f"; {len(report.existing)} already there" if report.existing else ""
-    return (f"upscaled {images} into {len(report.written)} result{'s' * (len(report.written) != 1)} in"
-            f" {report.seconds:.1f} s: {where}{kept}{skipped}")
+    extras = [f"{len(report.existing)} already there"] * bool(report.existing and report.written)
+    extras += [f"{len(report.skipped)} skipped (named above)"] * bool(report.skipped)
+    extras += [f"the graph in {report.graph}"] * bool(report.graph and (report.written or report.existing))
+    tail = "".join(f"; {extra}" for extra in extras)
+    if report.written:
+        return (f"upscaled {count(report.images, 'image')} into {count(len(report.written), 'result')} in"
+                f" {report.seconds:.1f} s: {where}{tail}")
+    if report.existing:
+        results = count(len(report.existing), "result")
+        verb = "is" if len(report.existing) == 1 else "are"
+        return f"nothing to do: the {results} {verb} already in {where} (--overwrite redoes them){tail}"
+    if report.graph:
+        return f"wrote {report.graph}: the graph srcnn runs, for plain ONNX Runtime (inputs input and factor){tail}"
+    return f"nothing written{tail}"
 
 
 def finish(report: Report, quiet: bool = False) -> int:

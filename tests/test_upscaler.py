@@ -355,3 +355,27 @@ def test_a_sub_folder_that_cannot_be_listed_is_named_and_the_rest_goes_on(tmp_pa
     assert [p.name for p in done.written] == ["a_x2.png"], done
     assert [(p.name, "Permission denied" in why) for p, why in done.skipped] == [("private", True)], done.skipped
     assert report.finish(done, quiet=True) == core.EXIT_SKIPPED
+
+
+def test_hidden_files_and_folders_are_not_photos(tmp_path) -> None:
+    """A folder copied from a Mac or a camera card: ._ companions, dot files and thumbnail folders are left alone."""
+    photos = tmp_path / "photos"
+    photo(photos / "a.jpg")
+    (photos / "._a.jpg").write_bytes(b"\0\5\26\7 AppleDouble companion, not a JPEG")
+    photo(photos / ".hidden.jpg")
+    photo(photos / ".thumbs" / "t.jpg")
+    done = app.run(photos, [core.Factor.parse("2")], output_dir=tmp_path / "out", recursive=True)
+    assert files_under(tmp_path / "out") == ["a_x2.jpg"] and not done.skipped, (files_under(tmp_path / "out"), done)
+
+
+def test_several_photos_and_folders_in_one_run(tmp_path) -> None:
+    """-i a.png b.png -i folder: every photo once, a folder's mirrored; the same result name twice is refused."""
+    photo(tmp_path / "a.png")
+    photo(tmp_path / "b.png")
+    photo(tmp_path / "more" / "c.png")
+    done = run_cli("-i", "a.png", "b.png", "-i", "more", "-s", "2", "-o", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert files_under(tmp_path / "out") == ["a_x2.png", "b_x2.png", "c_x2.png"], files_under(tmp_path / "out")
+    photo(tmp_path / "more" / "a.png")
+    clash = run_cli("-i", "a.png", "more", "-s", "2", "-o", "clash", cwd=tmp_path)
+    assert clash.returncode == core.EXIT_USAGE and "give results of one name" in clash.stderr, clash.stderr
