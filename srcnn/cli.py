@@ -16,18 +16,27 @@ from srcnn.errors import factor_arg, run_guarded
 from srcnn.tiling import DEFAULT_TILE, TILE_ABOVE_PIXELS
 
 DESCRIPTION = """\
-Upscale a photo, or every photo in a folder, with SRCNN at any factor (3, 2.5, or 5x6 for height x width).
-Each photo gives one result per factor, named photo_x2.jpg, in the photo's format (grey, alpha, 16 bits, EXIF and
-colour profile kept), in --output-dir. Runs on ONNX Runtime; the first run exports the model once into your cache
-folder, later runs start in a fraction of a second. Results that already exist are kept, so a rerun finishes
-only what is missing."""
+Upscale photos, or every photo in a folder, with SRCNN at any factor (3, 2.5, or
+5x6 for height x width). Each photo gives one result per factor, named
+photo_x2.jpg, in the photo's format (grey, alpha, 16 bits, EXIF and colour
+profile kept), in --output-dir, and nothing else is written there. It runs on
+ONNX Runtime: the first run exports the model once into your cache folder; later
+runs start in a fraction of a second. Results that already exist are kept, so a
+rerun finishes only what is missing. Results stop at 8192x8192 pixels."""
 
-EPILOG = f"""\
+EXAMPLES = (("-i photo.jpg -s 2", "writes outputs/photo_x2.jpg"),
+            ("-i photos/ -r -s 2 -o big", "every photo under photos/, mirrored"),
+            ("--save-onnx srcnn.onnx", "the graph, for plain ONNX Runtime"),
+            ("--check", "PyTorch beside ONNX Runtime, compared"))
+
+
+def epilog(prog: str) -> str:
+    """Examples and exit codes, below the options."""
+    width = max(len(f"{prog} {args}") for args, _ in EXAMPLES) + 2
+    examples = "\n".join(f"  {f'{prog} {args}':<{width}}{what}" for args, what in EXAMPLES)
+    return f"""\
 examples:
-  python -m srcnn -i photo.jpg -s 2                 writes outputs/photo_x2.jpg
-  python -m srcnn -i photos/ -r -s 2 -o upscaled    every photo under photos/, sub-folders mirrored
-  python -m srcnn --save-onnx srcnn.onnx            the graph alone, for plain ONNX Runtime
-  python -m srcnn --check                           PyTorch beside ONNX Runtime, compared (the tutorial's table)
+{examples}
 
 exit codes:
   {EXIT_OK}  done
@@ -38,10 +47,20 @@ exit codes:
   130, 143, 129  Ctrl-C, SIGTERM, SIGHUP: no half-written file is left"""
 
 
+def package_version() -> str:
+    """The installed package's version, or where this checkout's code comes from."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("srcnn-dynamic")
+    except metadata.PackageNotFoundError:
+        return "(not installed: run from a checkout)"
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line: what to upscale and where, the model, speed and memory, checking."""
     prog = "python -m srcnn" if sys.argv[0].endswith("__main__.py") else Path(sys.argv[0]).name  # or `srcnn`
-    parser = OneLineErrorParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+    parser = OneLineErrorParser(prog=prog, description=DESCRIPTION, epilog=epilog(prog),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_argument_group("what to upscale, and where")
     what.add_argument("-i", "--image", type=Path, nargs="+", action="extend", metavar="PATH",
@@ -92,7 +111,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                           help=f"with --check: timed runs per result, the median reported (default: {TIMING_RUNS}"
                           " for one photo, 1 for a folder); benchmark.py measures speed properly")
     output = parser.add_argument_group("output")
-    output.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no last line; errors only")
+    output.add_argument("-q", "--quiet", action="store_true",
+                        help="print errors only: no progress bar, no summary line")
+    output.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     output.add_argument("-v", "--verbose", action="store_true",
                         help="say each step (the cache, the sessions, tiles), with tracebacks of failures")
     args = parser.parse_args(argv)

@@ -58,7 +58,10 @@ def to_model_input(pixels: np.ndarray) -> np.ndarray:
 
 def to_pixels(image: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
     """(1, C, H, W) float, e.g. RGB -> (H, W, C) integers of `dtype`, clamped to [0, 1] and rounded."""
-    return np.rint(np.clip(image[0].transpose(1, 2, 0), 0.0, 1.0) * np.iinfo(dtype).max).astype(dtype)
+    values = np.clip(image[0], 0.0, 1.0)  # the one float copy: a 48-megapixel result's takes 576 MB
+    values *= np.iinfo(dtype).max
+    np.rint(values, out=values)
+    return values.astype(dtype).transpose(1, 2, 0)  # (H, W, C), a view of the small integer copy
 
 
 def read_picture(path: Path) -> Picture:

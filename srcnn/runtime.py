@@ -20,9 +20,10 @@ log = logging.getLogger("srcnn")
 # rewrites compute the same bicubic as two matrix products (fastest, but the matrices are output side x input side:
 # gigabytes for a 4000x20 image) or as four weighted Gathers per axis (memory follows the output alone).
 FORMS = ("matmul", "gather", "resize")  # the concrete forms a graph's parts come in
-# auto: matrix products while both matrices hold at most this many weights together (their construction peaks at
-# about 11 bytes a weight per float: some 700 MB here); longer sides use the Gathers (measured: docs/speed.md).
-MATMUL_MAX_WEIGHTS = 16 * 2**20
+# auto: the form that needs less memory. Measured (docs/speed.md), the matrix products peak at about 30 bytes per
+# weight of their two matrices and the gathers at about 80 bytes per output pixel: so matrix products while their
+# weights number at most this many times the output's pixels (a photo at x2: about 1), gathers for long sides.
+MATMUL_WEIGHTS_PER_OUTPUT_PIXEL = 2.5
 CUDA_PROVIDER, CPU_PROVIDER = "CUDAExecutionProvider", "CPUExecutionProvider"
 GPU_INSTALL_HINT = "in a separate virtual environment: pip install -r requirements-gpu.txt"
 CUDA_ALLOW_TF32 = False  # TF32 convolutions (10-bit mantissa) put the runtimes ~1e-3 apart: parity is float32
@@ -43,7 +44,8 @@ def resize_form(resize: OrtResize, height: int, width: int, factor: Factor) -> s
     if resize != "auto":
         return resize
     out_h, out_w = factor.output_size(height, width)
-    return "matmul" if out_h * height + out_w * width <= MATMUL_MAX_WEIGHTS else "gather"
+    weights = out_h * height + out_w * width  # Mh (H', H) and Mw (W', W)
+    return "matmul" if weights <= MATMUL_WEIGHTS_PER_OUTPUT_PIXEL * out_h * out_w else "gather"
 
 
 def resize_keeps_the_size(height: int, width: int, factor: Factor) -> bool:
@@ -63,13 +65,17 @@ def check_device(device: Device) -> None:
                          f" install onnxruntime-gpu {GPU_INSTALL_HINT}")
 
 
-def create_session(model: bytes, device: Device = "cpu", threads: int = 0) -> ort.InferenceSession:
-    """An ONNX Runtime session on exactly `device` (never a silent fallback) with `threads` intra-op threads."""
+def create_session(model: bytes, device: Device = "cpu", threads: int = 0, arena: bool = True) -> ort.InferenceSession:
+    """An ONNX Runtime session on exactly `device` (never a silent fallback) with `threads` intra-op threads; arena
+    False gives the memory of each run back when it ends."""
     check_device(device)
     options = ort.SessionOptions()
     # The default, stated because it matters: ENABLE_ALL's NCHWc layout makes the convolutions fast (docs/speed.md).
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads  # 0: ONNX Runtime's choice, one per physical core
+    # The arena keeps what a run allocated for the next: right for the convolutions, run tile after tile, but
+    # the upsampling runs once per image and its peak (1.5 GB for a 48-megapixel result) would stay held.
+    options.enable_cpu_mem_arena = arena
     wanted = CUDA_PROVIDER if device == "cuda" else CPU_PROVIDER
     providers = [(CUDA_PROVIDER, {"use_tf32": int(CUDA_ALLOW_TF32)})] if device == "cuda" else [CPU_PROVIDER]
     session = ort.InferenceSession(model, options, providers=providers)  # may quietly fall back to the CPU...
@@ -119,7 +125,7 @@ class OrtRunner:
         """The session of the convolutions ("refine") or of one form's upsampling, made once."""
         if name not in self._sessions:
             model = self.parts.refine if name == "refine" else self.parts.upsample[name]
-            self._sessions[name] = create_session(model, self.device, self.threads)
+            self._sessions[name] = create_session(model, self.device, self.threads, arena=name == "refine")
         return self._sessions[name]
 
     def form(self, height: int, width: int, factor: Factor) -> str:

@@ -65,12 +65,15 @@ class Upscaler:
             self._runner = OrtRunner(parts, self.device, threads=self.threads)
         return self._runner
 
-    def __call__(self, image: np.ndarray, factor: float | str | Factor) -> np.ndarray:
-        """Upscale an (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA image by `factor` (2, 2.5, "5x6" or a Factor).
+    def __call__(self, image: np.ndarray, factor: float | str | tuple[float, float] | Factor) -> np.ndarray:
+        """Upscale an (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA image by `factor` (2, 2.5, "5x6", (5, 6) for
+        height and width, or a Factor).
 
         uint8 and uint16 images come back in their own type; float images are taken on [0, 1] and come back
         float32, clamped to [0, 1]. Channels are RGB: flip OpenCV's BGR first.
         """
+        if isinstance(factor, tuple | list):
+            factor = "x".join(map(str, factor))  # (5, 6) -> "5x6": parsed, and checked, like the command line's
         factor = factor if isinstance(factor, Factor) else Factor.parse(str(factor))
         pixels = np.asarray(image)
         if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):

@@ -244,6 +244,7 @@ def test_the_api_keeps_layout_and_type(upscaler, shape, dtype) -> None:
                                                                                               shape, dtype=dtype)
     out = upscaler(image, "2.5")
     assert out.shape == (50, 75, *shape[2:]) and out.dtype == dtype, f"{shape} {dtype} -> {out.shape} {out.dtype}"
+    assert np.array_equal(upscaler(image, (2.5, 2.5)), out), "a (height, width) pair is the same factor"
 
 
 def test_the_api_equals_pytorch(upscaler) -> None:
