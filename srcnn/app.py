@@ -130,7 +130,8 @@ def plan(sources: Sequence[Path], factors: Sequence[Factor], output_dir: Path, t
     jobs: dict[Path, list[Job]] = {}
     for source in sources:
         unreadable: list[tuple[Path, str]] = []
-        paths = image_paths(source, recursive=recursive, exclude=output_dir, unreadable=unreadable)
+        paths = image_paths(source, recursive=recursive, exclude=output_dir, unreadable=unreadable,
+                            left_out=report.left_out)
         for folder, why in unreadable:
             skip(report, folder, SrcnnError(f"cannot list the folder {folder}: {why}"), batch)
         for path in paths:
@@ -206,7 +207,8 @@ def skip(report: Report, path: Path, exc: Exception, batch: bool) -> None:
         log.error("skipped: %s", why)
     else:
         log.error("skipped %s: %s", path, why)
-    log.debug("the traceback:", exc_info=exc)
+    if not is_mistake(exc):  # a bug's traceback, under -v; a file that is not a photo needs none
+        log.debug("the traceback:", exc_info=exc)
 
 
 def upscale(runner: OrtRunner, picture: Picture, jobs: Sequence[Job], report: Report,

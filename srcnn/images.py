@@ -144,13 +144,14 @@ def write_picture(path: Path, rgb: np.ndarray, like: Picture, alpha: np.ndarray 
 
 
 def image_paths(image: Path, option: str = "--image", *, recursive: bool = False, exclude: Path | None = None,
-                unreadable: list[tuple[Path, str]] | None = None) -> list[Path]:
+                unreadable: list[tuple[Path, str]] | None = None, left_out: list[Path] | None = None) -> list[Path]:
     """[image] for a file; the images in a folder (by suffix, sorted), and with `recursive` in its sub-folders.
 
     `exclude` (the results' folder) is never read, nor anything under it: results are not inputs. Hidden files and
     folders (a name starting with a dot: thumbnails, macOS's ._ companions, this project's temporary files) are
     not photos. Links to folders are not followed, so a link loop cannot trap the walk. A sub-folder that cannot be
-    listed is added to `unreadable` with the reason. `option` names the folder in errors.
+    listed is added to `unreadable` with the reason; without `recursive`, the sub-folders are added to `left_out`.
+    `option` names the folder in errors.
     """
     if not image.is_dir():
         return [image]
@@ -168,9 +169,11 @@ def image_paths(image: Path, option: str = "--image", *, recursive: bool = False
         # Special files (a FIFO named photo.png) are listed too, so that they are refused and named, never read.
         paths += [Path(folder) / name for name in files
                   if Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".")]
-        if not recursive:
-            break
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))  # os.walk descends these
+        if not recursive:
+            if left_out is not None:  # named in the last line, so that -r is not forgotten
+                left_out.extend(Path(folder) / name for name in subfolders if (Path(folder) / name).resolve() != skip)
+            break
     if not paths and not unreadable:
         where = "or its sub-folders " if recursive else ""
         raise SrcnnError(f"{option} {image}: the folder {where}holds no images ({', '.join(IMAGE_SUFFIXES)})")

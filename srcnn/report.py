@@ -27,6 +27,7 @@ class Report:
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (image, why), each logged once when skipped
     comparisons: list[Comparison] = field(default_factory=list)
     graph: Path | None = None  # the graph --save-onnx wrote
+    left_out: list[Path] = field(default_factory=list)  # sub-folders not read (no --recursive)
     seconds: float = 0.0
 
 
@@ -41,6 +42,7 @@ def summary(report: Report) -> str:
     extras = [f"{len(report.existing)} already there"] * bool(report.existing and report.written)
     extras += [f"{len(report.skipped)} skipped (named above)"] * bool(report.skipped)
     extras += [f"the graph in {report.graph}"] * bool(report.graph and (report.written or report.existing))
+    extras += [f"{count(len(report.left_out), 'sub-folder')} not read (-r reads them)"] * bool(report.left_out)
     tail = "".join(f"; {extra}" for extra in extras)
     if report.written:
         return (f"upscaled {count(report.images, 'image')} into {count(len(report.written), 'result')} in"

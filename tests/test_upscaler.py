@@ -84,6 +84,8 @@ def test_recursive_mirrors_sub_folders_and_never_reads_its_results(tmp_path) -> 
     out = photos / "upscaled"  # the results inside the photos' folder: never read back as photos
     flat = app.run(photos, [core.Factor.parse("2")], output_dir=out)
     assert files_under(out) == ["a_x2.png"], f"without --recursive only the folder itself: {files_under(out)}"
+    assert [p.name for p in flat.left_out] == ["2024"], f"the sub-folder left out is told: {flat.left_out}"
+    assert "1 sub-folder not read (-r reads them)" in report.summary(flat), report.summary(flat)
     deep = app.run(photos, [core.Factor.parse("2")], output_dir=out, recursive=True)
     assert files_under(out) == ["2024/b_x2.png", "2024/summer/c_x2.jpg", "a_x2.png"], files_under(out)
     assert len(deep.written) == 2 and len(deep.existing) == 1 and len(flat.written) == 1, (flat, deep)
