@@ -60,11 +60,11 @@ def run(
 ) -> Report:
     """Upscale an image, or each image of a folder, at each factor; with `check`, in PyTorch too, compared.
 
-    image_path: a photo or a folder, or several of them (each folder's results mirror it under `output_dir`); None:
-    no image (with `save_onnx`, the run only writes the graph). tile: None tiles large outputs
-    only (tiling.choose_tile), 0 never tiles, N tiles of N x N output pixels. onnx_model: run this graph instead
-    of the tutorial's model. runs: --check's timed runs per result (default: 1 for a folder, TIMING_RUNS for one
-    image). An existing, complete result is kept unless `overwrite` (or `check`, which always computes).
+    image_path: a photo or a folder, or several of them (each folder's results mirror it under `output_dir`);
+    None: no image (with `save_onnx`, the run only writes the graph). tile: None tiles large outputs only
+    (tiling.choose_tile), 0 never tiles, N tiles of N x N output pixels. onnx_model: run this graph instead of the
+    tutorial's model. runs: --check's timed runs per result (default: 1 for a batch, TIMING_RUNS for one photo).
+    An existing, complete result is kept unless `overwrite` (or `check`, which always computes).
     """
     started = time.perf_counter()
     check_device(device)
@@ -102,7 +102,7 @@ def run(
         if first is not None:  # one photo: a Resize form the graph lacks is refused before anything is written
             for job in next(iter(jobs.values())):
                 runner.form(*first.rgb.shape[2:], job.factor)
-        checker = None
+        checker: Checker | None = None
         if check and jobs:
             from srcnn.check import Checker  # torch and the tutorial load here, for --check alone
 
@@ -122,7 +122,7 @@ def plan(sources: Sequence[Path], factors: Sequence[Factor], output_dir: Path, t
     and named; one photo's problems are the run's."""
     if output_dir.suffix.lower() in IMAGE_SUFFIXES and not output_dir.is_dir():
         raise SrcnnError(f"--output-dir {output_dir} names a folder for the results, not a file: a photo's result is"
-                         f" named after it (photo_x2.jpg); give a folder")
+                         " named after it (photo_x2.jpg); give a folder")
     for source in sources:
         if source.is_dir() and output_dir.resolve() == source.resolve():
             raise SrcnnError(f"--output-dir {output_dir} is the folder of the photos: the results would be read as"
