@@ -382,3 +382,19 @@ def test_several_photos_and_folders_in_one_run(tmp_path) -> None:
     photo(tmp_path / "more" / "a.png")
     clash = run_cli("-i", "a.png", "more", "-s", "2", "-o", "clash", cwd=tmp_path)
     assert clash.returncode == core.EXIT_USAGE and "give results of one name" in clash.stderr, clash.stderr
+
+
+def test_a_full_cache_disk_builds_in_memory(tmp_path, monkeypatch, caplog) -> None:
+    """No space left while the entry is written: the run goes on with the graph in memory, nothing half-kept."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache, "_write_synced", full)
+    with caplog.at_level("INFO", logger="srcnn"):
+        parts = cache.graph_parts()
+    assert parts.refine and parts.upsample, "the graph was built all the same"
+    assert "No space left on device" in caplog.text and "built in memory" in caplog.text, caplog.text
+    left = sorted(p.name for p in (tmp_path / "cache" / "srcnn-dynamic").iterdir())
+    assert all(name.endswith(".lock") for name in left), f"no staging folder or partial entry is left: {left}"
