@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from srcnn.core import SrcnnError
 
+MAX_JPEG_FILL = 4096  # 0xFF fill bytes before one marker: encoders that pad use a few
 JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # start-of-frame markers
 EXIF_ORIENTATION_TAG = 0x0112  # values 5 to 8 turn the picture a quarter: the decoded width and height swap
 PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> channels (3: palette, decoded as colour)
@@ -123,23 +124,37 @@ def _webp(head: bytes) -> ImageHeader:
     raise HeaderError(f"the WebP has an unknown first chunk {chunk!r}")
 
 
+def _jpeg_marker(file: BinaryIO) -> int:
+    """The next marker's code. The standard lets any number of 0xFF fill bytes stand before it (some encoders
+    pad with them); more than MAX_JPEG_FILL of them is not a photo."""
+    if file.read(1) != b"\xff":
+        raise HeaderError("the JPEG ends before its frame header")
+    for _ in range(MAX_JPEG_FILL):
+        code = file.read(1)
+        if not code:
+            raise HeaderError("the JPEG ends before its frame header")
+        if code != b"\xff":
+            return code[0]
+    raise HeaderError(f"the JPEG has over {MAX_JPEG_FILL:,} fill bytes before a marker")
+
+
 def _jpeg(file: BinaryIO) -> ImageHeader:
     """Walk the JPEG's segments to its start of frame; an Exif segment on the way may turn it a quarter."""
     file.seek(2)
     orientation = 1
     while True:
-        marker = file.read(2)
-        if len(marker) < 2 or marker[0] != 0xFF:
-            raise HeaderError("the JPEG ends before its frame header")
-        if marker[1] in (0xD8, 0x01) or 0xD0 <= marker[1] <= 0xD7:  # markers without a length
+        code = _jpeg_marker(file)
+        if code in (0xD8, 0x01) or 0xD0 <= code <= 0xD7:  # markers without a length
             continue
         (length,) = _unpack(">H", file.read(2))
+        if length < 2:  # the length counts its own two bytes: 0 or 1 is a broken file, not "read to the end"
+            raise HeaderError(f"a JPEG segment declares a length of {length}")
         segment = file.read(length - 2)
-        if marker[1] == 0xE1 and segment.startswith(b"Exif\0\0"):
+        if code == 0xE1 and segment.startswith(b"Exif\0\0"):
             exif = segment[6:]
             orientation = _tiff_tags(lambda offset, size: exif[offset : offset + size],
                                      {EXIF_ORIENTATION_TAG}).get(EXIF_ORIENTATION_TAG, 1)
-        if marker[1] in JPEG_SOF:
+        if code in JPEG_SOF:
             depth, height, width, channels = _unpack(">BHHB", segment)
             if height == 0:
                 raise HeaderError("the JPEG declares its height later (DNL), which is not read")

@@ -14,7 +14,7 @@ import torch
 from conftest import cli_env
 
 import srcnn_dynamic as sd
-from srcnn import app, errors, images
+from srcnn import app, core, errors, headers, images
 
 ROOT = Path(__file__).resolve().parent.parent
 FACTOR = sd.Factor.parse("2.5")
@@ -129,3 +129,24 @@ def test_exif_orientation_is_applied_once(tmp_path, suffix) -> None:
         shown = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"), np.float32) / 255
     diff = float(np.abs(got[0].transpose(1, 2, 0) - shown).max())
     assert diff < 1 / 255 + 1e-6, f"{suffix}: turned the wrong way (max difference {diff:.3f} from Pillow's view)"
+
+
+def test_a_jpeg_with_fill_bytes_before_a_marker_is_read(tmp_path) -> None:
+    """The JPEG standard allows 0xFF fill bytes before any marker; OpenCV and Pillow read such files, so must we."""
+    ok, encoded = cv2.imencode(".jpg", face((30, 40)))
+    data = encoded.tobytes()
+    padded = data.replace(b"\xff\xc0", b"\xff\xff\xff\xff\xc0", 1)  # fill bytes before the frame header
+    assert padded != data, "the baseline frame header must be there to pad"
+    (tmp_path / "padded.jpg").write_bytes(padded)
+    header = headers.read_header(tmp_path / "padded.jpg")
+    assert (header.height, header.width) == (30, 40), header
+    assert images.read_picture(tmp_path / "padded.jpg").rgb.shape == (1, 3, 30, 40)
+
+
+@pytest.mark.parametrize("length", [0, 1])
+def test_a_jpeg_segment_declaring_length_0_or_1_is_refused_at_once(tmp_path, length) -> None:
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0" + length.to_bytes(2, "big") + b"\0" * 100_000)
+    with pytest.raises(core.SrcnnError, match=f"declares a length of {length}") as info:
+        headers.read_header(path)
+    assert "\n" not in str(info.value)
