@@ -17,7 +17,8 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from srcnn import cache
-from srcnn.core import TIMING_RUNS, Device, Factor, OrtResize, SrcnnError, check_opset, check_output_dir
+from srcnn.core import (TIMING_RUNS, Device, Factor, OrtResize, SrcnnError, check_opset, check_output_dir,
+                        real_path)
 from srcnn.errors import is_mistake
 from srcnn.headers import read_header
 from srcnn.images import IMAGE_SUFFIXES, Picture, atomic_path, image_paths, read_picture, write_picture
@@ -124,7 +125,7 @@ def plan(sources: Sequence[Path], factors: Sequence[Factor], output_dir: Path, t
         raise SrcnnError(f"--output-dir {output_dir} names a folder for the results, not a file: a photo's result is"
                          " named after it (photo_x2.jpg); give a folder")
     for source in sources:
-        if source.is_dir() and output_dir.resolve() == source.resolve():
+        if source.is_dir() and real_path(output_dir) == real_path(source):
             raise SrcnnError(f"--output-dir {output_dir} is the folder of the photos: the results would be read as"
                              " photos by the next run; choose another folder (a sub-folder is fine)")
     jobs: dict[Path, list[Job]] = {}

@@ -57,13 +57,20 @@ def package_version() -> str:
         return "(not installed: run from a checkout)"
 
 
+def path_arg(text: str) -> Path:
+    """argparse type for a path: an empty one (`-i ""`, an unset shell variable) would mean the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (an unset shell variable?); give a photo or a folder")
+    return Path(text)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line: what to upscale and where, the model, speed and memory, checking."""
     prog = "python -m srcnn" if sys.argv[0].endswith("__main__.py") else Path(sys.argv[0]).name  # or `srcnn`
     parser = OneLineErrorParser(prog=prog, description=DESCRIPTION, epilog=epilog(prog),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_argument_group("what to upscale, and where")
-    what.add_argument("-i", "--image", type=Path, nargs="+", action="extend", metavar="PATH",
+    what.add_argument("-i", "--image", type=path_arg, nargs="+", action="extend", metavar="PATH",
                       help="photos, or folders of photos (PNG, JPEG, TIFF, BMP, WebP); several after one -i, or -i"
                       " again (default: face.png, a demo)")
     what.add_argument("-s", "--factor", type=factor_arg, action="append", metavar="F",

@@ -99,6 +99,12 @@ class Factor:
         return resized_length(height, self.height), resized_length(width, self.width)
 
 
+def real_path(path: Path) -> Path:
+    """The file `path` names, links followed: os.path.realpath, which a link loop does not stop (Path.resolve
+    raises RuntimeError on one); comparing real paths is how a run knows it would write over an input."""
+    return Path(os.path.realpath(path))
+
+
 def check_opset(exporter: str, opset: int | None) -> int:
     """`opset`, or the exporter's default when None; refused if the exporter cannot write it."""
     if opset is not None and opset < MIN_OPSET[exporter]:

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srcnn.core import MAX_INPUT_PIXELS, SrcnnError  # first: it sets OpenCV's pixel limit before cv2 loads
+# first: srcnn.core sets OpenCV's pixel limit before cv2 loads
+from srcnn.core import MAX_INPUT_PIXELS, SrcnnError, real_path
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -155,7 +156,7 @@ def image_paths(image: Path, option: str = "--image", *, recursive: bool = False
     """
     if not image.is_dir():
         return [image]
-    skip = exclude.resolve() if exclude is not None else None
+    skip = real_path(exclude) if exclude is not None else None
 
     def note(error: OSError) -> None:
         if unreadable is not None and error.filename is not None:
@@ -163,7 +164,7 @@ def image_paths(image: Path, option: str = "--image", *, recursive: bool = False
 
     paths = []
     for folder, subfolders, files in os.walk(image, onerror=note, followlinks=False):
-        if skip is not None and Path(folder).resolve() == skip:
+        if skip is not None and real_path(Path(folder)) == skip:
             subfolders.clear()
             continue
         # Special files (a FIFO named photo.png) are listed too, so that they are refused and named, never read.
@@ -172,7 +173,7 @@ def image_paths(image: Path, option: str = "--image", *, recursive: bool = False
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))  # os.walk descends these
         if not recursive:
             if left_out is not None:  # named in the last line, so that -r is not forgotten
-                left_out.extend(Path(folder) / name for name in subfolders if (Path(folder) / name).resolve() != skip)
+                left_out.extend(Path(folder) / name for name in subfolders if real_path(Path(folder) / name) != skip)
             break
     if not paths and not unreadable:
         where = "or its sub-folders " if recursive else ""

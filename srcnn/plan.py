@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from srcnn.core import MAX_OUTPUT_PIXELS, Factor, SrcnnError, check_output_dir, check_output_size
+from srcnn.core import MAX_OUTPUT_PIXELS, Factor, SrcnnError, check_output_dir, check_output_size, real_path
 from srcnn.headers import ImageHeader, read_header
 from srcnn.images import IMAGE_SUFFIXES
 from srcnn.tiling import DEFAULT_TILE, MAX_TILED_OUTPUT_PIXELS, choose_tile
@@ -112,11 +112,11 @@ def is_complete(result: Path, sizes: Iterable[tuple[int, int]]) -> bool:
 
 def check_outputs(jobs: dict[Path, list[Job]], extra_outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
     """Refuse a run that would write over one of its inputs, or write two of its results to one path."""
-    read = {p.resolve(): p for p in inputs}
+    read = {real_path(p): p for p in inputs}
     written: dict[Path, Path] = {}  # result -> the image it comes from
     results = [(path, job.image) for image_jobs in jobs.values() for job in image_jobs for path in job.results.values()]
     for out, source in [*results, *((path, path) for path in extra_outputs)]:
-        target = out.resolve()
+        target = real_path(out)
         if target in read:
             kind = "image" if read[target].suffix.lower() in IMAGE_SUFFIXES else "file"
             raise SrcnnError(f"the result {out} would overwrite an input {kind}; choose another --output-dir")
@@ -137,7 +137,7 @@ def check_output_file(path: Path, option: str, inputs: Iterable[Path] = (), suff
         raise SrcnnError(f"{option} {path} is a folder; give a file name")
     if path.exists() and not path.is_file():
         raise SrcnnError(f"{option} {path} is not a regular file")
-    if path.resolve() in {p.resolve() for p in inputs}:
+    if real_path(path) in {real_path(p) for p in inputs}:
         raise SrcnnError(f"{option} {path} would overwrite an input file; choose another path")
     try:
         check_output_dir(path.parent)

@@ -132,6 +132,7 @@ BAD_INPUTS = [
     (["--output-dir", "notes.txt/out"], "is not a folder"),
     (["--image", "photos", "--factor", "3", "--output-dir", "photos"], "is the folder of the photos"),
     (["--runs", "2"], "timed runs belong to --check"),
+    (["--image", ""], "an empty path"),
     (["--check", "--runs", "0"], "must be at least 1"),
     (["-q", "-v"], "choose one"),
     (["--weights", "corrupt.pth", "--onnx", "foreign.onnx"], "the ONNX file holds its own weights"),
@@ -142,7 +143,7 @@ BAD_INPUTS = [
 
 # The tutorial script's own mistakes: the rows of the table above without the product's options, refused in one
 # line too, with these messages where the script's own rules differ (it never tiles; it reads one file).
-PRODUCT_OPTIONS = {"--tile", "--onnx", "photos", "--runs", "--check", "-q", "--save-onnx"}
+PRODUCT_OPTIONS = {"--tile", "--onnx", "photos", "", "--runs", "--check", "-q", "--save-onnx"}
 SCRIPT_MESSAGES = {
     "--factor 40": "over the limit of 16,777,216 output pixels",
     "--image no-images": "is not an image file",

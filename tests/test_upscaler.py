@@ -398,3 +398,16 @@ def test_a_full_cache_disk_builds_in_memory(tmp_path, monkeypatch, caplog) -> No
     assert "No space left on device" in caplog.text and "built in memory" in caplog.text, caplog.text
     left = sorted(p.name for p in (tmp_path / "cache" / "srcnn-dynamic").iterdir())
     assert all(name.endswith(".lock") for name in left), f"no staging folder or partial entry is left: {left}"
+
+
+def test_a_link_loop_in_a_folder_is_skipped_and_the_rest_goes_on(tmp_path) -> None:
+    """b.png -> c.png -> b.png, and a link to the folder itself: named, skipped (exit 3), never followed."""
+    photos = tmp_path / "photos"
+    photo(photos / "a.png")
+    (photos / "b.png").symlink_to("c.png")
+    (photos / "c.png").symlink_to("b.png")
+    (photos / "self").symlink_to(".")
+    done = run_cli("-i", "photos", "-s", "2", "-o", "out", "-r", cwd=tmp_path)
+    assert done.returncode == core.EXIT_SKIPPED and "Traceback" not in done.stderr, done.stderr
+    assert files_under(tmp_path / "out") == ["a_x2.png"], files_under(tmp_path / "out")
+    assert (done.stderr.count("b.png"), done.stderr.count("c.png")) == (1, 1), done.stderr
