@@ -128,7 +128,7 @@ def write_image(path: Path, pixels: np.ndarray, metadata: Metadata | None = None
         raise SrcnnError(f"OpenCV cannot encode an image as {path.suffix!r} for {path}")
     data = encoded.tobytes()
     if metadata is not None:
-        data, dropped = embed(data, path.suffix.lower() or ".png", metadata)
+        data, dropped = embed(data, path.suffix.lower() or ".png", metadata, size=pixels.shape[:2])
         for what in dropped:
             log.debug("%s: not kept: %s", path.name, what)
     try:

@@ -42,6 +42,8 @@ PNG_COMPRESS_TEXT = 1024  # texts longer than this are written zlib-compressed (
 WEBP_ICC, WEBP_ALPHA, WEBP_EXIF = 0x20, 0x10, 0x08  # VP8X flag bits
 
 ORIENTATION = 0x0112
+EXIF_IFD = 0x8769  # IFD0's pointer to the Exif sub-IFD
+PIXEL_DIMENSIONS = (0xA002, 0xA003)  # PixelXDimension, PixelYDimension: the size the camera recorded
 ICC_TAG = 34675  # TIFF's InterColorProfile
 SUB_IFDS = {0x8769, 0x8825, 0xA005}  # pointers to the Exif, GPS and Interoperability IFDs
 TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}  # bytes per value
@@ -139,6 +141,26 @@ def _reset_orientation(block: bytes) -> bytes:
     order, at = position
     out = bytearray(block)
     out[at + 2 : at + 12] = struct.pack(order + "HIH2x", 3, 1, 1)  # SHORT, one value, 1
+    return bytes(out)
+
+
+def _set_pixel_dimensions(block: bytes, height: int, width: int) -> bytes:
+    """The EXIF block with the Exif IFD's PixelXDimension and PixelYDimension, where present, set to `width` and
+    `height` in place (as LONGs: a SHORT entry may not hold an upscaled side); unchanged where it has neither."""
+    pointer = _ifd0_entry_offset(block, EXIF_IFD)
+    if pointer is None:
+        return block
+    order, at = pointer
+    (ifd,) = struct.unpack_from(order + "I", block, at + 8)
+    if ifd + 2 > len(block):
+        return block
+    (count,) = struct.unpack_from(order + "H", block, ifd)
+    out = bytearray(block)
+    for entry in range(ifd + 2, min(ifd + 2 + 12 * min(count, MAX_IFD_ENTRIES), len(block) - 11), 12):
+        tag = struct.unpack_from(order + "H", block, entry)[0]
+        if tag in PIXEL_DIMENSIONS:
+            side = width if tag == PIXEL_DIMENSIONS[0] else height
+            out[entry + 2 : entry + 12] = struct.pack(order + "HII", 4, 1, side)  # LONG, one value
     return bytes(out)
 
 
@@ -852,10 +874,12 @@ EMBEDDERS: dict[str, Embedder] = {".jpg": _embed_jpeg, ".jpeg": _embed_jpeg, ".p
                                   ".tif": _embed_tiff, ".tiff": _embed_tiff, ".bmp": _embed_bmp}
 
 
-def embed(encoded: bytes, suffix: str, metadata: Metadata) -> tuple[bytes, list[str]]:
+def embed(encoded: bytes, suffix: str, metadata: Metadata,
+          size: tuple[int, int] | None = None) -> tuple[bytes, list[str]]:
     """`encoded` (what cv2.imencode(suffix, pixels) returned) with `metadata` put in where the format can hold it and
     the EXIF orientation reset to 1, and the list of what could not be kept, each with why (e.g. "the ICC profile
-    (.bmp cannot hold one)"), also logged at debug level. The pixel data is not touched: it decodes identically."""
+    (.bmp cannot hold one)"), also logged at debug level. The pixel data is not touched: it decodes identically.
+    size: the result's (height, width), for the EXIF block's PixelYDimension and PixelXDimension."""
     data, suffix = bytes(encoded), suffix.lower()
     exif, icc, text = metadata.exif, metadata.icc, metadata.text
     dropped = []
@@ -865,6 +889,7 @@ def embed(encoded: bytes, suffix: str, metadata: Metadata) -> tuple[bytes, list[
         exif = None
     elif exif is not None:
         exif = _reset_orientation(exif)  # the pixels were turned upright on reading
+        exif = exif if size is None else _set_pixel_dimensions(exif, *size)  # the photo's size no longer holds
     embedder = EMBEDDERS.get(suffix)
     if embedder is None:
         dropped += _all_dropped(exif, icc, text, f"{suffix or 'no suffix'} is not a format metadata is written to")

@@ -299,6 +299,7 @@ def camera_exif(orientation: int) -> bytes:
     exif = Image.Exif()
     exif[0x010F], exif[0x0110], exif[0x0112] = "Fujifilm", "X-T5", orientation  # Make, Model, Orientation
     exif.get_ifd(0x8769)[0x9003] = "2026:07:14 18:30:00"  # DateTimeOriginal
+    exif.get_ifd(0x8769)[0xA002], exif.get_ifd(0x8769)[0xA003] = 30, 20  # PixelX/YDimension: the stored picture
     return exif.tobytes()
 
 
@@ -319,11 +320,12 @@ def test_a_photo_keeps_its_exif_icc_and_text(tmp_path, suffix) -> None:
     assert done.returncode == 0, done.stderr
     with Image.open(tmp_path / "out" / f"photo_x2{suffix}") as result:
         exif = result.getexif()
-        got = (result.size, exif.get(0x0112), exif.get(0x010F), exif.get(0x0110),
-               exif.get_ifd(0x8769).get(0x9003), result.info.get("icc_profile") == icc)
+        sub = exif.get_ifd(0x8769)
+        got = (result.size, exif.get(0x0112), exif.get(0x010F), exif.get(0x0110), sub.get(0x9003),
+               (sub.get(0xA002), sub.get(0xA003)), result.info.get("icc_profile") == icc)
         texts = getattr(result, "text", {}) if suffix == ".png" else {}
-    assert got == ((40, 60), 1, "Fujifilm", "X-T5", "2026:07:14 18:30:00", True), f"(size, orientation, make, model," \
-        f" date, same profile) = {got}"
+    assert got == ((40, 60), 1, "Fujifilm", "X-T5", "2026:07:14 18:30:00", (40, 60), True), \
+        f"(size, orientation, make, model, date, EXIF pixel size, same profile) = {got}"
     if suffix == ".png":
         assert texts == {"Description": "the astronaut", "Title": "宇宙飛行士"}, texts
 
