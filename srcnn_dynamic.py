@@ -49,7 +49,7 @@ EXPORT_SAMPLE_SIDE = 64  # the exporters trace on a 64x64 example: height and wi
 DEFAULT_IMAGE = Path(__file__).resolve().parent / "face.png"  # 256x256, from scikit-image's astronaut
 DEFAULT_WEIGHTS = DEFAULT_IMAGE.parent / "weights" / "srcnn_dynamic.pth"  # made by train.py
 DEFAULT_FACTORS = ("3", "4")  # x3 was seen at export, x4 was not: the point of the tutorial
-MIN_FACTOR = 1.0  # a super-resolution model upsamples; factors below 1 would shrink the image
+MIN_FACTOR, MAX_FACTOR = 1.0, float(MAX_INPUT_PIXELS)  # upsampling; past MAX no output fits (and H*f stays finite)
 MAX_OUTPUT_PIXELS = 4096 * 4096  # untiled, conv1 holds 64 float32 maps at output size: 4 GiB at this limit
 SEED = 0  # the random initialisation when no weights file exists; training's patches follow it too
 TIMING_RUNS = 3  # the table reports the median of this many runs (the first one included)
@@ -68,15 +68,15 @@ class Factor:
 
     @classmethod
     def parse(cls, text: str) -> Factor:
-        """'3' -> 3x3, '2.5' -> 2.5x2.5, '5x6' -> height 5, width 6; each finite and >= MIN_FACTOR."""
+        """'3' -> 3x3, '2.5' -> 2.5x2.5, '5x6' -> height 5, width 6; each from MIN_FACTOR to MAX_FACTOR."""
         try:
             values = [float(p) for p in text.strip().lower().split("x")]
         except ValueError:
             values = []
         if not 1 <= len(values) <= 2:
             raise SrcnnError(f"factor {text!r}: expected a number such as 3 or 2.5, or HEIGHTxWIDTH such as 5x6")
-        if not all(math.isfinite(v) and v >= MIN_FACTOR for v in values):
-            raise SrcnnError(f"factor {text!r}: each factor must be a finite number >= {MIN_FACTOR:g}")
+        if not all(MIN_FACTOR <= v <= MAX_FACTOR for v in values):  # NaN fails both comparisons
+            raise SrcnnError(f"factor {text!r}: must be a finite number >= {MIN_FACTOR:g} and <= {MAX_FACTOR:.0f}")
         return cls(values[0], values[-1])
 
     @property

@@ -35,8 +35,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGE = PROJECT_ROOT / "face.png"  # 256x256, from scikit-image's astronaut
 DEFAULT_WEIGHTS = PROJECT_ROOT / "weights" / "srcnn_dynamic.pth"  # made by train.py
 DEFAULT_FACTORS = ("3", "4")
-MIN_FACTOR = 1.0  # a super-resolution model upsamples; factors below 1 would shrink the image
 MAX_INPUT_PIXELS = 8192 * 8192  # no command here reads a larger image (OpenCV refuses one by its header)
+MIN_FACTOR, MAX_FACTOR = 1.0, float(MAX_INPUT_PIXELS)  # upsampling; past MAX no output fits (and H*f stays finite)
 MAX_OUTPUT_PIXELS = 4096 * 4096  # untiled, conv1 holds 64 float32 maps at output size: 4 GiB at this limit
 TIMING_RUNS = 3  # --check reports the median of this many runs for one image (the first one included)
 PARITY_ATOL = 1e-4  # ORT vs PyTorch on [0, 1]: sums in other orders; 40x below one 8-bit level (docs/testing.md)
@@ -78,15 +78,15 @@ class Factor:
 
     @classmethod
     def parse(cls, text: str) -> Factor:
-        """'3' -> 3x3, '2.5' -> 2.5x2.5, '5x6' -> height 5, width 6; each finite and >= MIN_FACTOR."""
+        """'3' -> 3x3, '2.5' -> 2.5x2.5, '5x6' -> height 5, width 6; each from MIN_FACTOR to MAX_FACTOR."""
         try:
             values = [float(p) for p in text.strip().lower().split("x")]
         except ValueError:
             values = []
         if not 1 <= len(values) <= 2:
             raise SrcnnError(f"factor {text!r}: expected a number such as 3 or 2.5, or HEIGHTxWIDTH such as 5x6")
-        if not all(math.isfinite(v) and v >= MIN_FACTOR for v in values):
-            raise SrcnnError(f"factor {text!r}: each factor must be a finite number >= {MIN_FACTOR:g}")
+        if not all(MIN_FACTOR <= v <= MAX_FACTOR for v in values):  # NaN fails both comparisons
+            raise SrcnnError(f"factor {text!r}: must be a finite number >= {MIN_FACTOR:g} and <= {MAX_FACTOR:.0f}")
         return cls(values[0], values[-1])
 
     @property

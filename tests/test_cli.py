@@ -111,6 +111,8 @@ BAD_INPUTS = [
     (["--factor", "3x"], "expected a number"),
     (["--factor", "nan"], "finite number >= 1"),
     (["--factor", "inf"], "finite number >= 1"),
+    (["--factor", "3e38"], "and <= 67108864"),  # finite as float64 and float32, but H * f would not be
+    (["--factor", "1x1e308"], "and <= 67108864"),  # infinite as float32
     (["--factor", "2x3x4"], "expected a number"),
     (["--factor", "40"], "over the limit of 67,108,864 output pixels; use a smaller factor"),
     (["--factor", "20", "--tile", "0"], "untiled; use --tile 512"),
@@ -217,7 +219,7 @@ def test_unwritable_output_folder_is_found_before_any_work(tmp_path, monkeypatch
     locked = tmp_path / "locked"
     locked.mkdir()
     real_access = os.access
-    monkeypatch.setattr(core.os, "access", lambda path, mode: False if Path(path) == locked else real_access(path, mode))
+    monkeypatch.setattr(core.os, "access", lambda path, mode: path != locked and real_access(path, mode))
     with pytest.raises(core.SrcnnError, match="is not writable"):
         app.run(core.DEFAULT_IMAGE, [core.Factor.parse("2")], output_dir=locked / "out")
     assert list(locked.iterdir()) == [], "nothing may be written"
