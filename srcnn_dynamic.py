@@ -9,11 +9,13 @@ and an onnxscript translation. Read top to bottom; the `srcnn` package builds th
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import math
 import os
 import signal
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -51,6 +53,7 @@ DEFAULT_WEIGHTS = DEFAULT_IMAGE.parent / "weights" / "srcnn_dynamic.pth"  # made
 DEFAULT_FACTORS = ("3", "4")  # x3 was seen at export, x4 was not: the point of the tutorial
 MIN_FACTOR, MAX_FACTOR = 1.0, float(MAX_INPUT_PIXELS)  # upsampling; past MAX no output fits (and H*f stays finite)
 MAX_OUTPUT_PIXELS = 4096 * 4096  # untiled, conv1 holds 64 float32 maps at output size: 4 GiB at this limit
+MAX_OUTPUT_SIDE = 1_000_000  # libpng writes no longer side (the 4096^2 pixels could make a 1 x 16,777,216 strip)
 SEED = 0  # the random initialisation when no weights file exists; training's patches follow it too
 TIMING_RUNS = 3  # the table reports the median of this many runs (the first one included)
 PARITY_ATOL = 1e-4  # ORT vs PyTorch on [0, 1]: sums in other orders; 40x below one 8-bit level (docs/testing.md)
@@ -173,9 +176,13 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     obj = obj.get("state_dict", obj) if isinstance(obj, dict) else obj  # mmediting/mmagic checkpoints nest it...
     if not isinstance(obj, dict) or not all(  # names -> dense float tensors, not sparse, meta, quantized, NaN or inf
             isinstance(k, str) and isinstance(v, torch.Tensor) and v.layout == torch.strided and not v.is_meta
-            and v.is_floating_point() and bool(torch.isfinite(v).all()) for k, v in obj.items()):
-        raise SrcnnError(f"weights file {path} does not hold a state dict (names -> tensors of finite float values)")
-    return {k.removeprefix("generator."): v for k, v in obj.items()}  # ...with the network under `generator`
+            and v.is_floating_point() and bool(torch.isfinite(v.float()).all()) for k, v in obj.items()):  # as float32
+        raise SrcnnError(f"weights file {path} does not hold a state dict (names -> tensors of float values finite"
+                         " in float32)")
+    state_dict = {k.removeprefix("generator."): v for k, v in obj.items()}  # ...with the network under `generator`
+    if len(state_dict) < len(obj):  # conv1.weight and generator.conv1.weight: which one is meant cannot be known
+        raise SrcnnError(f"weights file {path} holds some tensors twice, with and without the prefix 'generator.'")
+    return state_dict
 
 def build_model(state_dict: dict[str, torch.Tensor] | None = None) -> SuperResolutionNet:
     """The model in eval mode on the CPU, with `state_dict` or, if None, a seeded random initialisation."""
@@ -196,11 +203,11 @@ def decode_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """A file's pixels as OpenCV decodes them with `flags` (by default 8-bit BGR, upright by EXIF)."""
     if not path.is_file():  # a FIFO or a device would block the read
         raise SrcnnError(f"{path} is not an image file" if path.exists() else f"image not found: {path}")
-    try:  # np.fromfile + imdecode also read non-ASCII paths
-        pixels = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flags)
+    try:  # mapped, not read: the decoder touches the picture's bytes alone, not gigabytes a file may hold after it
+        pixels = cv2.imdecode(np.memmap(path, dtype=np.uint8, mode="r"), flags)  # non-ASCII file names too
     except OSError as exc:
         raise SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except cv2.error:  # an empty file, or one whose header declares over MAX_INPUT_PIXELS: nothing was decoded
+    except (cv2.error, ValueError):  # ValueError: an empty file; cv2.error: a header over MAX_INPUT_PIXELS
         raise SrcnnError(f"cannot read {path} as an image: empty, or over {MAX_INPUT_PIXELS:,} pixels") from None
     if pixels is None:
         raise SrcnnError(f"cannot read {path} as an image (OpenCV could not decode it)")
@@ -215,6 +222,18 @@ def tensor_to_pixels(image: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
     """(1, C, H, W) float, e.g. RGB -> (H, W, C) integers of `dtype`, clamped to [0, 1] and rounded."""
     return np.rint(np.clip(image[0].transpose(1, 2, 0), 0.0, 1.0) * np.iinfo(dtype).max).astype(dtype)
 
+def write_file(path: Path, data: bytes) -> None:
+    """Write `data` whole or not at all: to a temporary file beside `path`, renamed over it once written (a full disk
+    leaves no half file; a link that sits at `path` is replaced, never the file it points to)."""
+    tmp = path.with_name(f".srcnn_dynamic.{os.getpid()}.tmp")  # short: a result's name may be as long as allowed
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SrcnnError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
 # Export
 def check_opset(exporter: Exporter, opset: int | None) -> int:
     """`opset`, or the exporter's default when None; refused if the exporter cannot write it."""
@@ -222,13 +241,14 @@ def check_opset(exporter: Exporter, opset: int | None) -> int:
         raise SrcnnError(f"--opset {opset}: the {exporter} exporter needs opset {MIN_OPSET[exporter]} or newer")
     return opset or MIN_OPSET[exporter]
 
-def export_onnx(model: SuperResolutionNet, path: Path, *, exporter: Exporter = "torchscript",
+def export_onnx(model: SuperResolutionNet, path: Path | None, *, exporter: Exporter = "torchscript",
                 opset: int | None = None) -> onnx.ModelProto:
-    """Export to `path` with dynamic batch, height and width and a runtime `factor` input; return the model."""
+    """Export with dynamic batch, height and width and a runtime `factor` input; return the model, written to `path`
+    (unless None) once checked, whole or not at all."""
     opset, factor = check_opset(exporter, opset), Factor(EXPORT_FACTOR, EXPORT_FACTOR)  # before anything is written
     example = (torch.rand(1, 3, EXPORT_SAMPLE_SIDE, EXPORT_SAMPLE_SIDE), factor.tensor())  # traced with these
-    log.info("exporting %s with the %s exporter (opset %d, traced at x%s)", path.name, exporter, opset, factor.tag)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("exporting the model with the %s exporter (opset %d, traced at x%s)", exporter, opset, factor.tag)
+    exported = io.BytesIO()  # the graph is checked in memory: no file is written until it passes
     try:
         with warnings.catch_warnings():
             # Expected chatter: TorchScript's deprecation, tracer notes (the factor stays an input), "no torchvision"
@@ -236,7 +256,7 @@ def export_onnx(model: SuperResolutionNet, path: Path, *, exporter: Exporter = "
             warnings.simplefilter("ignore")  # the exporters' warnings only; their errors still raise
             if exporter == "torchscript":
                 torch.onnx.export(
-                    model, example, path,
+                    model, example, exported,
                     dynamo=False,  # the TorchScript exporter: honours NewInterpolate.symbolic
                     opset_version=opset,
                     input_names=list(INPUT_NAMES),  # name the graph inputs as the tutorial does
@@ -247,6 +267,7 @@ def export_onnx(model: SuperResolutionNet, path: Path, *, exporter: Exporter = "
                     },
                     do_constant_folding=True,  # fold the constant roi; the weights stay initializers
                 )
+                proto = onnx.load_from_string(exported.getvalue())
             else:
                 proto = torch.onnx.export(
                     model, example,
@@ -258,15 +279,15 @@ def export_onnx(model: SuperResolutionNet, path: Path, *, exporter: Exporter = "
                 ).model_proto
                 for dim, name in zip(proto.graph.output[0].type.tensor_type.shape.dim[2:], ("out_height", "out_width")):
                     dim.dim_param = name  # the new symbols "u0", "u1", named as the TorchScript export names them
-                onnx.save(proto, path)  # a small model: the weights stay inside the one file
     except Exception as exc:  # an exporter failure in one line; --verbose logs the traceback
         log.debug("export failed", exc_info=True)
         reason = (str(exc).strip() or repr(exc)).splitlines()[0]
         raise SrcnnError(f"{exporter} export at opset {opset} failed: {reason}") from None
-    proto = onnx.load(path)
     onnx.checker.check_model(proto, full_check=True)  # structure, types and shape inference
     if problems := graph_problems(proto):
         raise SrcnnError(f"the exported graph is not dynamic in the factor: {'; '.join(problems)}")
+    if path is not None:
+        write_file(path, proto.SerializeToString())  # a small model: the weights stay inside the one file
     return proto
 
 def graph_problems(proto: onnx.ModelProto) -> list[str]:
@@ -321,16 +342,18 @@ def run_torch(model: SuperResolutionNet, image: torch.Tensor, factor: Factor) ->
 
 def timed(fn: Callable[[], Any], runs: int = TIMING_RUNS) -> tuple[Any, float]:
     """`fn`'s last result and the median wall time (ms) of `runs` runs, the first one included."""
-    times, results = [], []
+    times = []
     for _ in range(runs):
+        result = None  # the previous result goes first: memory stays one result's, whatever `runs` is
         start = time.perf_counter()
-        results.append(fn())
+        result = fn()
         times.append((time.perf_counter() - start) * 1e3)
-    return results[-1], float(np.median(times))
+    return result, float(np.median(times))
 
 def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB on the [0, peak] scale; inf for identical arrays."""
-    mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(test, np.float64)) ** 2))
+    difference = np.subtract(reference, test, dtype=np.float64)  # one float64 array: memory stays one image's
+    mse = float(np.vdot(difference, difference)) / difference.size
     return math.inf if mse == 0.0 else 10.0 * math.log10(peak**2 / mse)
 
 @dataclass(frozen=True)
@@ -373,19 +396,37 @@ def format_table(rows: Sequence[Comparison]) -> str:
 
 # main(): the tutorial's demo
 def check_output_size(size: tuple[int, int], factor: Factor, limit: int = MAX_OUTPUT_PIXELS, advice: str = "") -> None:
-    """Refuse a factor whose output would not fit in memory: over `limit` pixels."""
+    """Refuse a factor whose output would not fit in memory (over `limit` pixels) or in a PNG file."""
     (height, width), (out_h, out_w) = size, factor.output_size(*size)
-    if out_h * out_w > limit:
+    if out_h * out_w > limit or max(out_h, out_w) > MAX_OUTPUT_SIDE:
+        over = f"{limit:,} output pixels" if out_h * out_w > limit else f"{MAX_OUTPUT_SIDE:,} pixels a side"
         raise SrcnnError(f"factor {factor.tag} turns {height}x{width} into {out_h}x{out_w}, over the limit of"
-                         f" {limit:,} output pixels{advice}")
+                         f" {over}{advice}")
 
-def check_output_dir(output_dir: Path) -> None:
-    """Fail unless `output_dir` is, or can be created as, a writable folder (nothing is created here)."""
+def make_output_dir(output_dir: Path) -> None:
+    """Create `output_dir` and prove it takes a file, before any work (os.access cannot: it says yes to root)."""
     existing = next(p for p in (output_dir, *output_dir.parents) if p.exists() or p == p.parent)
     if not existing.is_dir():
         raise SrcnnError(f"output folder {output_dir}: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise SrcnnError(f"output folder {output_dir} is not writable ({existing} does not allow writing)")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=output_dir).close()  # made and gone: a read-only disk, a quota, no permission
+    except OSError as exc:
+        raise SrcnnError(f"output folder {output_dir} is not writable ({exc.strerror or exc})") from None
+
+def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path]) -> None:
+    """Before any work: each output's name is its own and fits the file system, none is an input or a folder, and
+    their folder is made and takes files."""
+    if len(set(outputs)) < len(outputs):  # factors 1 and 1.0000001 would both write face_ort_1.png
+        raise SrcnnError(f"two results would share a name among {', '.join(p.name for p in outputs)}")
+    for path in outputs:  # realpath: a link to an input counts as the input
+        if os.path.realpath(path) in {os.path.realpath(p) for p in inputs} or path.is_dir():
+            raise SrcnnError(f"{path} is an input of this run or a folder: choose another --output-dir")
+    longest, folder = max(outputs, key=lambda p: len(os.fsencode(p.name))), outputs[0].parent
+    existing = next(p for p in (folder, *folder.parents) if p.is_dir() or p == p.parent)  # the file system's limit
+    if len(os.fsencode(longest.name)) > os.pathconf(existing, "PC_NAME_MAX"):
+        raise SrcnnError(f"the result name {longest.name} is longer than the file system allows: rename the image")
+    make_output_dir(folder)
 
 class OneLineErrorParser(argparse.ArgumentParser):
     """argparse whose usage errors are one line and exit with EXIT_USAGE, like every other error here."""
@@ -412,15 +453,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         factors = [Factor.parse(text) for text in args.factor or DEFAULT_FACTORS]
         check_device(args.device)  # every check a user can fail comes first: a mistake costs no time, writes nothing
+        check_opset(args.exporter, args.opset)
         image = pixels_to_tensor(decode_image(args.image)[:, :, ::-1])  # (1, 3, H, W) RGB; grey as 3 channels
         for factor in factors:
             check_output_size(image.shape[2:], factor, advice="; use a smaller factor or image, or python -m srcnn")
-        check_output_dir(args.output_dir)
-        if len({f.tag for f in factors}) < len(factors):  # 1 and 1.0000001 would both write face_ort_1.png
-            raise SrcnnError(f"factors {', '.join(f.tag for f in factors)}: two results would share a name")
-        if onnx_path.resolve() in {p.resolve() for p in (args.image, weights) if p}:
-            raise SrcnnError(f"{onnx_path} is an input of this run: choose another --output-dir")
+        results = {(f, runtime): args.output_dir / f"{args.image.stem}_{runtime}_{f.tag}.png"  # face_ort_3.png
+                   for f in factors for runtime in ("torch", "ort")}
         model = build_model(load_state_dict(weights) if weights else None)
+        check_outputs([onnx_path, *results.values()], [p for p in (args.image, weights) if p])  # the folder last
         export_onnx(model, onnx_path, exporter=args.exporter, opset=args.opset)  # checks the opset before writing
         session = create_session(onnx_path, args.device)  # the graph exactly as exported
         log.info("wrote %s; ONNX Runtime %s on %s", onnx_path, ort.__version__, session.get_providers()[0])
@@ -429,9 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch_out, torch_ms = timed(partial(run_torch, model.to(args.device), image, factor))
             ort_out, ort_ms = timed(partial(run_session, session, image.numpy(), factor))
             for runtime, out in (("torch", torch_out), ("ort", ort_out)):
-                path = args.output_dir / f"{args.image.stem}_{runtime}_{factor.tag}.png"  # face_ort_3.png
-                if not cv2.imwrite(str(path), tensor_to_pixels(out)[:, :, ::-1]):  # RGB -> OpenCV's BGR
-                    raise SrcnnError(f"OpenCV could not write {path}")
+                ok, png = cv2.imencode(".png", tensor_to_pixels(out)[:, :, ::-1])  # RGB -> OpenCV's BGR
+                write_file(results[factor, runtime], png.tobytes())  # encoded by OpenCV, written by Python: any name
             rows.append(compare(args.image.name, factor, torch_out, ort_out, torch_ms, ort_ms))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -440,7 +479,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("the traceback:", exc_info=exc)
         print(f"error: {exc}" if isinstance(exc, SrcnnError) else f"error: {exc!r} (-v: traceback)", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, SrcnnError) else EXIT_CRASH
-    print(format_table(rows))
+    try:
+        print(format_table(rows), flush=True)
+    except OSError as exc:  # stdout on a full disk: one line; what stays buffered goes nowhere at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"error: cannot write the table to stdout: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     if bad := [r for r in rows if not r.ok]:
         log.error("ONNX Runtime differs from PyTorch by %.2e at x%s", bad[0].max_abs_diff, bad[0].factor.tag)
     return EXIT_MISMATCH if bad else EXIT_OK

@@ -18,7 +18,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from srcnn import cache
 from srcnn.core import (TIMING_RUNS, Device, Factor, OrtResize, SrcnnError, check_opset, check_output_dir,
-                        real_path)
+                        make_output_dir, real_path)
 from srcnn.errors import is_mistake
 from srcnn.headers import read_header
 from srcnn.images import IMAGE_SUFFIXES, Picture, atomic_path, image_paths, read_picture, write_picture
@@ -108,6 +108,8 @@ def run(
             from srcnn.check import Checker  # torch and the tutorial load here, for --check alone
 
             checker = Checker(weights, device, runs or (1 if batch else TIMING_RUNS))
+        if jobs:  # made and proven to take a file now, not found out after the first photo's compute
+            make_output_dir(output_dir)
         if save_onnx is not None:
             write_graph(save_onnx, parts)
             report.graph = save_onnx

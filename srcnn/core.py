@@ -12,6 +12,7 @@ import argparse
 import math
 import os
 import struct
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ DEFAULT_FACTORS = ("3", "4")
 MAX_INPUT_PIXELS = 8192 * 8192  # no command here reads a larger image (OpenCV refuses one by its header)
 MIN_FACTOR, MAX_FACTOR = 1.0, float(MAX_INPUT_PIXELS)  # upsampling; past MAX no output fits (and H*f stays finite)
 MAX_OUTPUT_PIXELS = 4096 * 4096  # untiled, conv1 holds 64 float32 maps at output size: 4 GiB at this limit
+MAX_OUTPUT_SIDE = 1_000_000  # libpng writes no longer side (the 4096^2 pixels could make a 1 x 16,777,216 strip)
 TIMING_RUNS = 3  # --check reports the median of this many runs for one image (the first one included)
 PARITY_ATOL = 1e-4  # ORT vs PyTorch on [0, 1]: sums in other orders; 40x below one 8-bit level (docs/testing.md)
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130  # 130 = 128 + SIGINT
@@ -129,20 +131,35 @@ def check_weights_size(path: Path) -> None:
 
 
 def check_output_size(size: tuple[int, int], factor: Factor, limit: int = MAX_OUTPUT_PIXELS, advice: str = "") -> None:
-    """Refuse a factor whose output would not fit in memory: over `limit` pixels."""
+    """Refuse a factor whose output would not fit in memory (over `limit` pixels) or in a PNG file."""
     (height, width), (out_h, out_w) = size, factor.output_size(*size)
-    if out_h * out_w > limit:
+    if out_h * out_w > limit or max(out_h, out_w) > MAX_OUTPUT_SIDE:
+        over = f"{limit:,} output pixels" if out_h * out_w > limit else f"{MAX_OUTPUT_SIDE:,} pixels a side"
         raise SrcnnError(f"factor {factor.tag} turns {height}x{width} into {out_h}x{out_w}, over the limit of"
-                         f" {limit:,} output pixels{advice}")
+                         f" {over}{advice}")
 
 
 def check_output_dir(output_dir: Path) -> None:
-    """Fail unless `output_dir` is, or can be created as, a writable folder (nothing is created here)."""
+    """Refuse, without creating anything, an `output_dir` under a file or a folder that does not allow writing.
+
+    A quick first check while planning; make_output_dir, the last check before any work, proves it."""
     existing = next(p for p in (output_dir, *output_dir.parents) if p.exists() or p == p.parent)
     if not existing.is_dir():
         raise SrcnnError(f"output folder {output_dir}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise SrcnnError(f"output folder {output_dir} is not writable ({existing} does not allow writing)")
+
+
+def make_output_dir(output_dir: Path) -> None:
+    """Create `output_dir` and prove it takes a file, before any work (os.access cannot: it says yes to root)."""
+    existing = next(p for p in (output_dir, *output_dir.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise SrcnnError(f"output folder {output_dir}: {existing} is not a folder")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=output_dir).close()  # made and gone: a read-only disk, a quota, no permission
+    except OSError as exc:
+        raise SrcnnError(f"output folder {output_dir} is not writable ({exc.strerror or exc})") from None
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ RESULT = "ort"  # the one result of a run: ONNX Runtime's (--check adds PyTorch'
 COMPLETE_ENDINGS = {"PNG": b"IEND\xaeB`\x82", "JPEG": b"\xff\xd9"}  # the last bytes of a whole file
 HOLDS_16_BITS = (".png", ".tif", ".tiff")  # OpenCV writes 16-bit samples in these; JPEG, WebP and BMP keep 8
 HOLDS_ALPHA = (".png", ".tif", ".tiff", ".webp", ".bmp")  # JPEG has no alpha channel
-MAX_SIDE = {".webp": 16383, ".jpg": 65535, ".jpeg": 65535}  # the formats' own limits on a side, in pixels
+MAX_SIDE = {".webp": 16383, ".jpg": 65500, ".jpeg": 65500}  # the encoders' limits on a side (PNG's: MAX_OUTPUT_SIDE)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,16 @@ def plan_image(image: Path, header: ImageHeader, factors: Sequence[Factor], outp
     for job in jobs:
         for height, width in {(header.height, header.width), (header.width, header.height)}:
             sized(job, height, width, tile)
+        for path in job.results.values():
+            check_name_fits(path, image)
     return jobs
+
+
+def check_name_fits(path: Path, image: Path) -> None:
+    """Refuse a result name longer than its file system takes (255 bytes on most), found before the work."""
+    existing = next(p for p in (path.parent, *path.parent.parents) if p.is_dir() or p == p.parent)
+    if len(os.fsencode(path.name)) > os.pathconf(existing, "PC_NAME_MAX"):
+        raise SrcnnError(f"the result name {path.name} is longer than the file system allows; rename {image}")
 
 
 def sized(job: Job, height: int, width: int, tile: int | None) -> Job:

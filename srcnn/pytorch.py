@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +37,8 @@ def export(weights: Path | None, exporter: sd.Exporter = "torchscript", opset: i
     """The tutorial's model with `weights` (None: the shipped ones), exported as the tutorial exports it, checked."""
     model = load_model(weights)
     chatter = io.StringIO()  # the dynamo exporter prints its steps on stdout, which holds the run's report alone
-    with tempfile.TemporaryDirectory(prefix="srcnn-export-") as tmp, contextlib.redirect_stdout(chatter):
-        proto = sd.export_onnx(model, Path(tmp) / "graph.onnx", exporter=exporter, opset=opset)
+    with contextlib.redirect_stdout(chatter):
+        proto = sd.export_onnx(model, None, exporter=exporter, opset=opset)  # kept in memory: the cache stores it
     if chatter.getvalue():
         log.debug("the exporter said:\n%s", chatter.getvalue().rstrip())
     return proto

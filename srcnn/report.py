@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
-from srcnn.core import EXIT_MISMATCH, EXIT_OK, EXIT_SKIPPED, PARITY_ATOL
+from srcnn.core import EXIT_MISMATCH, EXIT_OK, EXIT_SKIPPED, PARITY_ATOL, SrcnnError
 
 if TYPE_CHECKING:  # the tutorial loads torch: --check alone fills comparisons
     from srcnn_dynamic import Comparison
@@ -56,14 +57,26 @@ def summary(report: Report) -> str:
     return f"nothing written{tail}"
 
 
+def say(text: str, stream: TextIO) -> None:
+    """Print a line of the report, flushed: a closed pipe or a full disk behind the stream is found here, inside
+    the guard (srcnn.errors), not by Python's last flush at exit."""
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        raise  # srcnn.errors ends quietly: the reader has gone
+    except OSError as exc:  # e.g. stdout on a full disk; what stays buffered goes to /dev/null at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        raise SrcnnError(f"cannot write the report to {stream.name}: {exc.strerror or exc}") from None
+
+
 def finish(report: Report, quiet: bool = False) -> int:
     """Print the last line (and --check's table); return the exit code: mismatch first, then skipped images."""
     if report.comparisons:
         import srcnn_dynamic as sd  # --check has loaded it already, with torch
 
-        print(sd.format_table(report.comparisons), flush=True)  # a closed pipe is found here, inside the guard
+        say(sd.format_table(report.comparisons), sys.stdout)
     if not quiet:
-        print(summary(report), file=sys.stderr if report.comparisons else sys.stdout, flush=True)
+        say(summary(report), sys.stderr if report.comparisons else sys.stdout)
     if failed := [r for r in report.comparisons if not r.ok]:
         worst = max(failed, key=lambda r: r.max_abs_diff)
         log.error("ONNX Runtime differs from PyTorch by %.2e (> %g) on %s at x%s", worst.max_abs_diff,

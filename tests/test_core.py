@@ -17,8 +17,8 @@ from srcnn import core, graph, images, runtime
 
 SHARED = ("RESIZE_MODE", "CUBIC_COEFF_A", "COORDINATE_TRANSFORMATION_MODE", "INPUT_NAMES", "OUTPUT_NAME", "EXPORTERS",
           "MIN_OPSET", "EXPORT_FACTOR", "DEFAULT_IMAGE", "DEFAULT_WEIGHTS", "DEFAULT_FACTORS", "MIN_FACTOR",
-          "MAX_FACTOR", "MAX_INPUT_PIXELS", "MAX_OUTPUT_PIXELS", "TIMING_RUNS", "PARITY_ATOL", "EXIT_OK",
-          "EXIT_MISMATCH", "EXIT_USAGE", "EXIT_CRASH", "EXIT_INTERRUPTED")
+          "MAX_FACTOR", "MAX_INPUT_PIXELS", "MAX_OUTPUT_PIXELS", "MAX_OUTPUT_SIDE", "TIMING_RUNS", "PARITY_ATOL",
+          "EXIT_OK", "EXIT_MISMATCH", "EXIT_USAGE", "EXIT_CRASH", "EXIT_INTERRUPTED")
 SHARED_BY_RUNTIME = ("CUDA_ALLOW_TF32", "CUDA_PROVIDER", "CPU_PROVIDER", "GPU_INSTALL_HINT")
 
 
@@ -85,7 +85,7 @@ def test_graphs_are_judged_alike(onnx_path, exporter) -> None:
 
 
 @pytest.mark.parametrize(("size", "factor", "limit"), [((256, 256), "20", None), ((20, 2000), "9", 10**6),
-                                                        ((100, 100), "2", None)])
+                                                        ((100, 100), "2", None), ((1, 4096), "1x2048", None)])
 def test_output_sizes_are_refused_alike(size, factor, limit) -> None:
     outcomes = []
     for module in (core, sd):
@@ -103,7 +103,7 @@ def test_output_folders_are_refused_alike(tmp_path) -> None:
         outcomes = []
         for module in (core, sd):
             try:
-                outcomes.append(module.check_output_dir(folder))
+                outcomes.append(module.make_output_dir(folder))
             except module.SrcnnError as exc:
                 outcomes.append(str(exc))
         assert outcomes[0] == outcomes[1], f"{folder}: {outcomes}"

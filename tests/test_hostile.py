@@ -382,6 +382,96 @@ def test_an_onnx_model_that_cannot_run_here_is_refused_before_any_result(tmp_pat
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir()), "nothing may be written"
 
 
+def feeding_the_image(proto: onnx.ModelProto, nodes: list[onnx.NodeProto], value: str) -> None:
+    """Insert `nodes` before the Resize and add their output `value` (a scalar, or the image itself) to its input."""
+    resize = next(n for n in proto.graph.node if n.op_type == "Resize")
+    proto.graph.node.insert(0, onnx.helper.make_node("Add", [sd.INPUT_NAMES[0], value], ["fed"]))
+    for node in reversed(nodes):
+        proto.graph.node.insert(0, node)
+    resize.input[0] = "fed"
+
+
+def constant(name: str, value: object, dtype: type = np.int64) -> onnx.NodeProto:
+    return onnx.helper.make_node("Constant", [], [name], value=onnx.numpy_helper.from_array(np.array(value, dtype)))
+
+
+def endless_loop(proto: onnx.ModelProto) -> None:
+    """A Loop of 2**62 empty iterations whose result (0.0) is added to the image: ONNX Runtime never returns."""
+    body = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["cond"], ["cond_out"]), onnx.helper.make_node("Identity", ["v"], ["v_out"])],
+        "body", [onnx.helper.make_tensor_value_info("i", onnx.TensorProto.INT64, []),
+                 onnx.helper.make_tensor_value_info("cond", onnx.TensorProto.BOOL, []),
+                 onnx.helper.make_tensor_value_info("v", onnx.TensorProto.FLOAT, [])],
+        [onnx.helper.make_tensor_value_info("cond_out", onnx.TensorProto.BOOL, []),
+         onnx.helper.make_tensor_value_info("v_out", onnx.TensorProto.FLOAT, [])])
+    feeding_the_image(proto, [constant("trips", 2**62), constant("go", True, np.bool_), constant("zero", 0.0, np.float32),
+                              onnx.helper.make_node("Loop", ["trips", "go", "zero"], ["looped"], body=body)], "looped")
+
+
+def tile_bomb(proto: onnx.ModelProto) -> None:
+    """The image tiled 1x1x4096x4096 times, then cropped back by a Slice: 64 GB for a 64x64 photo."""
+    feeding_the_image(proto, [constant("repeats", [1, 1, 4096, 4096]),
+                              onnx.helper.make_node("Tile", [sd.INPUT_NAMES[0], "repeats"], ["tiled"]),
+                              onnx.helper.make_node("ReduceMin", ["tiled"], ["least"], keepdims=0)], "least")
+
+
+def range_bomb(proto: onnx.ModelProto) -> None:
+    """A Range of 2**33 floats (32 GB) whose least value (0.0) is added to the image: operators the project uses."""
+    feeding_the_image(proto, [constant("start", 0.0, np.float32), constant("limit", 2.0**33, np.float32),
+                              constant("delta", 1.0, np.float32),
+                              onnx.helper.make_node("Range", ["start", "limit", "delta"], ["counted"]),
+                              onnx.helper.make_node("ReduceMin", ["counted"], ["least"], keepdims=0)], "least")
+
+
+def fixed_size(proto: onnx.ModelProto) -> None:
+    """The image input declared 1x3x8x8: it runs on an 8x8 probe and on no photo."""
+    for dim, value in zip(proto.graph.input[0].type.tensor_type.shape.dim, (1, 3, 8, 8), strict=True):
+        dim.dim_value = value
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (endless_loop, "it uses Identity, Loop, which this project's graphs never do"),
+    (tile_bomb, "it uses ReduceMin, Tile"),
+    (fixed_size, "its input has a fixed batch 1, height 8, width 8"),
+], ids=["endless Loop", "Tile bomb", "fixed 8x8 input"])
+def test_a_foreign_graph_is_refused_before_it_runs(tmp_path, exported, change, message) -> None:
+    proto = onnx.ModelProto()
+    proto.CopyFrom(exported)
+    change(proto)
+    onnx.save(proto, tmp_path / "foreign.onnx")
+    small_face(tmp_path / "photo.png")
+    done = run_cli("--onnx", "foreign.onnx", "-i", "photo.png", "--output-dir", "out", cwd=tmp_path)
+    assert_refused(done, message)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir()), "nothing may be written"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (endless_loop, "did not end within 3 s"),
+    (range_bomb, "it fails on a 1x3x8x8 input at x2"),
+    (fixed_size, "it fails on a 2x3x13x21 input"),
+], ids=["endless Loop", "Range bomb", "fixed 8x8 input"])
+def test_the_trial_run_is_bounded_in_time_and_memory(exported, monkeypatch, change, message) -> None:
+    """Whatever passes the operator check still runs first in a child process that is killed past PROBE_SECONDS
+    and cannot map more than PROBE_MEMORY: here the check is left out, to prove that bound on its own."""
+    from srcnn import probe
+
+    monkeypatch.setattr(probe, "PROBE_SECONDS", 3.0)
+    proto = onnx.ModelProto()
+    proto.CopyFrom(exported)
+    change(proto)
+    start = time.perf_counter()
+    problems = probe.probe_problems(proto.SerializeToString())
+    seconds = time.perf_counter() - start
+    assert any(message in problem for problem in problems), problems
+    assert seconds < 20, f"the trial run took {seconds:.1f} s"
+
+
+def test_the_trial_run_passes_this_projects_graph(exported) -> None:
+    from srcnn import probe
+
+    assert probe.probe_problems(exported.SerializeToString()) == []
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Memory that follows the image, whatever its shape
 
