@@ -204,7 +204,8 @@ def decode_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     if not path.is_file():  # a FIFO or a device would block the read
         raise SrcnnError(f"{path} is not an image file" if path.exists() else f"image not found: {path}")
     try:  # mapped, not read: the decoder touches the picture's bytes alone, not gigabytes a file may hold after it
-        pixels = cv2.imdecode(np.memmap(path, dtype=np.uint8, mode="r"), flags)  # non-ASCII file names too
+        encoded = np.memmap(path, dtype=np.uint8, mode="r")[: 2**31 - 1]  # OpenCV counts a buffer's bytes in an int
+        pixels = cv2.imdecode(encoded, flags)  # non-ASCII file names too
     except OSError as exc:
         raise SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (cv2.error, ValueError):  # ValueError: an empty file; cv2.error: a header over MAX_INPUT_PIXELS

@@ -120,6 +120,116 @@ def test_an_input_at_the_onnx_path_is_never_replaced(tmp_path, command) -> None:
     assert weights.read_bytes() == sd.DEFAULT_WEIGHTS.read_bytes(), "the weights file was replaced"
 
 
+def result_name(command: str, stem: str = "photo", factor: str = "2") -> str:
+    """The name each command gives the result of photo.png at x2 (the script's ONNX Runtime result)."""
+    return f"{stem}_ort_{factor}.png" if command == "script" else f"{stem}_x{factor}.png"
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file systems take UTF-8 file names only")
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_file_name_that_is_not_utf8_is_read_and_written(tmp_path, command) -> None:
+    """Such a name crashed the tutorial (exit 139: cv2.imwrite of a str it cannot encode)."""
+    stem = os.fsdecode(b"f\xffce")  # Latin-1 bytes on a UTF-8 system, as a Python str with a surrogate
+    (tmp_path / f"{stem}.png").write_bytes(cv2.imencode(".png", np.zeros((12, 10, 3), np.uint8))[1].tobytes())
+    done = run_cli("--image", f"{stem}.png", "--factor", "2", "--output-dir", "out", cwd=tmp_path, command=command)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / result_name(command, stem)).is_file(), sorted(os.listdir(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_a_link_where_a_result_goes_never_replaces_its_target(tmp_path, command, link) -> None:
+    """A link to the photo where its result goes: refused (symbolic) or replaced by the result (hard), never
+    written through."""
+    photo = small_face(tmp_path / "photo.png")
+    before = photo.read_bytes()
+    (tmp_path / "out").mkdir()
+    result = tmp_path / "out" / result_name(command)
+    (os.symlink if link == "symbolic" else os.link)(photo, result)
+    done = run_cli("--image", "photo.png", "--factor", "2", "--output-dir", "out", cwd=tmp_path, command=command)
+    assert photo.read_bytes() == before, f"the photo was written through its {link} link"
+    if link == "symbolic":
+        assert_refused(done, "input")
+    else:
+        assert done.returncode == 0, done.stderr
+        assert result.stat().st_ino != photo.stat().st_ino and cv2.imread(str(result)).shape == (40, 48, 3)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_weights_where_a_result_goes_are_refused(tmp_path, command) -> None:
+    small_face(tmp_path / "photo.png")
+    (tmp_path / "out").mkdir()
+    weights_file = tmp_path / "out" / result_name(command)
+    weights_file.write_bytes(sd.DEFAULT_WEIGHTS.read_bytes())
+    done = run_cli("--image", "photo.png", "--factor", "2", "--weights", f"out/{weights_file.name}",
+                   "--output-dir", "out", cwd=tmp_path, command=command)
+    assert_refused(done, "input")
+    assert weights_file.read_bytes() == sd.DEFAULT_WEIGHTS.read_bytes(), "the weights were replaced"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_file_size_limit_leaves_nothing_half_written(tmp_path, command) -> None:
+    """Past a file-size limit (a quota, `ulimit -f`) a write fails (Python ignores SIGXFSZ): the graph (80 KB) and
+    the results are written whole or not at all, and the run ends in one line."""
+    import resource
+
+    small_face(tmp_path / "photo.png")
+    limit = 40_000  # under the graph's size, over the results'
+    where = ["--output-dir", "out"] if command == "script" else ["--output-dir", "out", "--save-onnx", "out/m.onnx"]
+    done = run_cli("--image", "photo.png", "--factor", "2", *where, cwd=tmp_path, command=command,
+                   cache=tmp_path / "cache", preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
+                                                                                     (limit, limit)))
+    assert_refused(done, "File too large")
+    left = [p for p in (tmp_path / "out").rglob("*") if p.suffix in (".onnx", ".tmp")]
+    assert not left, f"half-written files: {left}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_result_name_too_long_for_the_file_system_is_refused_before_the_work(tmp_path, command) -> None:
+    """A 254-byte photo name is legal; its result's name (_x2, _ort_2) is not: found before the export and the work."""
+    small_face(tmp_path / f"{'n' * 250}.png")
+    done = run_cli("--image", f"{'n' * 250}.png", "--factor", "2", "--output-dir", "out", cwd=tmp_path,
+                   command=command)
+    assert_refused(done, "longer than the file system allows")
+    assert not (tmp_path / "out").exists(), "nothing may be written"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, where no folder can be made")
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_output_folder_that_cannot_be_made_is_refused_before_the_work(tmp_path, command) -> None:
+    """os.access says yes to root for any folder; making it, and a file in it, is the proof (here: under /proc)."""
+    done = run_cli("--factor", "2", "--output-dir", "/proc/srcnn-results", cwd=tmp_path, command=command)
+    assert_refused(done, "is not writable")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("command", COMMANDS)
+def test_stdout_on_a_full_disk_is_one_line(tmp_path, command) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*COMMANDS[command], "--factor", "2"], cwd=tmp_path, stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=600, env=cli_env())
+    done.stdout = ""
+    assert_refused(done, "No space left on device")
+
+
+def test_timed_holds_one_result_at_a_time() -> None:
+    """--runs N kept every run's result until the last: memory grew with N."""
+    import weakref
+
+    earlier: list[weakref.ref] = []
+
+    def run() -> np.ndarray:
+        held = [ref for ref in earlier if ref() is not None]
+        assert not held, f"{len(held)} earlier results still held while run {len(earlier) + 1} computes"
+        result = np.zeros(8)
+        earlier.append(weakref.ref(result))
+        return result
+
+    result, _ = sd.timed(run, 5)
+    assert result is earlier[-1]()
+
+
 def test_two_results_of_the_script_never_share_a_path(tmp_path) -> None:
     done = run_cli("--factor", "1", "--factor", "1.0000001", cwd=tmp_path, command="script")
     assert_refused(done, "two results would share a name")
@@ -155,6 +265,7 @@ BAD_WEIGHTS = {
     "sparse": lambda state: state | {"conv1.bias": torch.zeros(64).to_sparse()},
     "quantized": lambda state: state | {"conv1.bias": torch.quantize_per_tensor(torch.zeros(64), 0.1, 0, torch.qint8)},
     "non-string key": lambda state: {**state, 7: torch.zeros(1)},
+    "beyond float32": lambda state: state | {"conv2.bias": torch.full((32,), 1e300, dtype=torch.float64)},  # inf
 }
 
 
@@ -173,6 +284,15 @@ def test_nan_weights_exit_2_in_both_commands(tmp_path) -> None:
     torch.save(BAD_WEIGHTS["nan"](state), tmp_path / "nan.pth")
     for command in COMMANDS:
         assert_refused(run_cli("--weights", "nan.pth", cwd=tmp_path, command=command), "does not hold a state dict")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_weights_held_twice_are_refused_not_chosen(tmp_path, command) -> None:
+    """conv1.weight beside generator.conv1.weight (an mmagic checkpoint's name): one set would silently win."""
+    state = sd.SuperResolutionNet().state_dict()
+    torch.save(state | {f"generator.{name}": torch.zeros_like(value) for name, value in state.items()},
+               tmp_path / "twice.pth")
+    assert_refused(run_cli("--weights", "twice.pth", cwd=tmp_path, command=command), "holds some tensors twice")
 
 
 def test_a_weights_file_declaring_huge_records_is_refused_before_loading(tmp_path) -> None:
@@ -474,6 +594,20 @@ def test_the_trial_run_passes_this_projects_graph(exported) -> None:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Memory that follows the image, whatever its shape
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_a_small_picture_before_gigabytes_of_padding_takes_little_memory(tmp_path, command, suffix) -> None:
+    """A valid 8x8 picture followed by 4 GB (sparse: no disk used) was read whole (np.fromfile) before decoding."""
+    path = tmp_path / f"padded{suffix}"
+    with path.open("wb") as file:
+        file.write(cv2.imencode(suffix, np.full((8, 8, 3), 128, np.uint8))[1].tobytes())
+        file.truncate(4 * 2**30)
+    done, peak_mb = run_measured("--image", path.name, "--factor", "2", "--output-dir", "out", cwd=tmp_path,
+                                 command=command)
+    assert done.returncode == 0, done.stderr
+    assert peak_mb < MAX_PEAK_MB, f"an 8x8 picture in a 4 GB file peaked at {peak_mb} MB"
 
 
 @pytest.mark.parametrize("shape", [(4000, 20), (20, 4000)])
