@@ -48,6 +48,7 @@ EXIT_CRASH = 4  # neither a mistake in the command nor a parity failure: a bug, 
 MAX_WEIGHTS_BYTES = 16 * 2**20  # the model's tensors take 80 KB; a checkpoint with training state, a few MB
 
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_INPUT_PIXELS))  # read by OpenCV when it loads
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # its [ WARN ] lines on a broken file would break the one line
 
 
 class SrcnnError(Exception):

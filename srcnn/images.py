@@ -16,7 +16,7 @@ from srcnn.core import MAX_INPUT_PIXELS, SrcnnError, real_path
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from srcnn.headers import read_header  # noqa: E402
+from srcnn.headers import ImageHeader, grey_alpha_as_grey, read_header  # noqa: E402
 from srcnn.metadata import Metadata, embed, read_metadata, upright  # noqa: E402
 
 log = logging.getLogger("srcnn")
@@ -36,19 +36,70 @@ class Picture:
     metadata: Metadata = field(default_factory=Metadata)  # EXIF, ICC profile, PNG text: carried to the results
 
 
-def decode_image(path: Path, flags: int) -> np.ndarray:
-    """A file's pixels as OpenCV decodes them with `flags`; one-line SrcnnError when it cannot."""
-    if not path.is_file():  # a FIFO or a device would block the read
-        raise SrcnnError(f"{path} is not an image file" if path.exists() else f"image not found: {path}")
-    try:  # np.fromfile + imdecode also read non-ASCII paths
-        pixels = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flags)
-    except OSError as exc:
-        raise SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
+def image_bytes(path: Path, header: ImageHeader) -> tuple[np.ndarray, bool]:
+    """The bytes of `path` that decoding takes: up to the encoded end where the header gives it, and never over its
+    read_limit; with True when the file goes on past that limit (its rest is left unread)."""
+    size = path.stat().st_size
+    if header.end is not None and header.end > header.read_limit:
+        raise SrcnnError(f"{path} declares {header.end:,} bytes for a {header.height}x{header.width} picture, over"
+                         f" the limit of {header.read_limit:,} for a picture of that size")
+    end = size if header.end is None else min(header.end, size)
+    count = min(end, header.read_limit)
+    return np.fromfile(path, dtype=np.uint8, count=count), count < end  # fromfile also reads non-ASCII paths
+
+
+def imdecode(path: Path, data: np.ndarray, flags: int, cut: bool = False) -> np.ndarray:
+    """cv2.imdecode of `path`'s bytes `data` (`cut`: its first bytes only); one-line SrcnnError when it cannot."""
+    try:
+        pixels = cv2.imdecode(data, flags)
     except cv2.error:  # an empty file, or one whose header declares over MAX_INPUT_PIXELS: nothing was decoded
         raise SrcnnError(f"cannot read {path} as an image: empty, or over {MAX_INPUT_PIXELS:,} pixels") from None
     if pixels is None:
-        raise SrcnnError(f"cannot read {path} as an image (OpenCV could not decode it)")
+        read = f"; only its first {len(data):,} bytes were read, all that a picture of its size may take" if cut else ""
+        raise SrcnnError(f"cannot read {path} as an image (OpenCV could not decode it{read})")
     return pixels
+
+
+def decode_image(path: Path, flags: int, header: ImageHeader | None = None) -> np.ndarray:
+    """A file's pixels as OpenCV decodes them with `flags`, reading no more of it than its header allows (read here
+    unless given); one-line SrcnnError when it cannot."""
+    if not path.is_file():  # a FIFO or a device would block the read
+        raise SrcnnError(f"{path} is not an image file" if path.exists() else f"image not found: {path}")
+    try:
+        data, cut = image_bytes(path, read_header(path) if header is None else header)
+    except OSError as exc:
+        raise SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return imdecode(path, data, flags, cut)
+
+
+def decode_grey_alpha_tiff(path: Path, header: ImageHeader) -> np.ndarray:
+    """A grey+alpha TIFF's pixels as BGRA, upright. OpenCV decodes a 2-sample TIFF as grey alone, so its directory
+    is re-declared in memory as one grey sample twice as wide (srcnn.headers.grey_alpha_as_grey), and the
+    interleaved samples are split here."""
+    try:
+        data, cut = image_bytes(path, header)
+        layout = grey_alpha_as_grey(memoryview(data))
+    except OSError as exc:
+        raise SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except SrcnnError as exc:
+        raise SrcnnError(f"cannot read {path} as an image: {exc}") from None
+    pixels = imdecode(path, data, cv2.IMREAD_UNCHANGED, cut)
+    if pixels.shape != (header.height, 2 * header.width):
+        raise SrcnnError(f"cannot read {path} as grey+alpha (OpenCV decoded {pixels.shape} samples)")
+    samples = pixels.reshape(header.height, header.width, 2)
+    if layout.run is not None:  # the file's horizontal differencing, declared away: summed back along each run
+        for x in range(0, header.width, layout.run):
+            np.cumsum(samples[:, x : x + layout.run], axis=1, dtype=samples.dtype, out=samples[:, x : x + layout.run])
+    grey, alpha = samples[:, :, 0], samples[:, :, 1]
+    if layout.white_is_zero:
+        grey = np.iinfo(grey.dtype).max - grey
+    return upright(np.dstack([grey, grey, grey, alpha]), layout.orientation)
+
+
+def keyed_alpha(grey: np.ndarray, level: int) -> np.ndarray:
+    """BGRA of a grey picture whose pixels of one `level` are transparent (a grey PNG's tRNS, dropped by OpenCV)."""
+    alpha = np.where(grey == level, 0, np.iinfo(grey.dtype).max).astype(grey.dtype)
+    return np.dstack([grey, grey, grey, alpha])
 
 
 def to_model_input(pixels: np.ndarray) -> np.ndarray:
@@ -68,7 +119,8 @@ def to_pixels(image: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
 def read_picture(path: Path) -> Picture:
     """Read a grey, colour or colour+alpha image of 8 or 16 bits, upright by its EXIF orientation, with its metadata.
 
-    Its header is read first: an image that declares more than MAX_INPUT_PIXELS is refused before decoding.
+    Its header is read first: an image that declares more than MAX_INPUT_PIXELS is refused before decoding. Grey+alpha
+    (a PNG's, a TIFF's, a grey PNG's tRNS) comes back as colour+alpha.
     """
     header = read_header(path)
     if header.height * header.width > MAX_INPUT_PIXELS:
@@ -77,9 +129,14 @@ def read_picture(path: Path) -> Picture:
     metadata = read_metadata(path)
     # UNCHANGED keeps grey, alpha and 16 bits; the orientation is applied here, the same way for every format
     # and with or without alpha (OpenCV applies it only to some formats, and never when it keeps alpha).
-    pixels = decode_image(path, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
-    if pixels.ndim == 3 and pixels.shape[2] not in (1, 4):  # CMYK or odd channel counts: as OpenCV's colour
-        pixels = decode_image(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if header.format == "TIFF" and header.channels == 2:  # grey+alpha, which OpenCV would read as grey
+        pixels = decode_grey_alpha_tiff(path, header)  # upright by the TIFF's orientation, as OpenCV turns TIFFs
+    else:
+        pixels = decode_image(path, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION, header)
+    if pixels.ndim == 3 and pixels.shape[2] not in (1, 3, 4):  # odd channel counts: as OpenCV's colour
+        pixels = decode_image(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION, header)
+    if pixels.ndim == 2 and header.transparent is not None:
+        pixels = keyed_alpha(pixels, header.transparent)
     if pixels.dtype not in DEPTHS:
         raise SrcnnError(f"{path} has {pixels.dtype} pixels; 8-bit and 16-bit images are supported")
     if pixels.ndim == 3 and pixels.shape[2] == 1:
@@ -111,8 +168,9 @@ def picture_pixels(rgb: np.ndarray, like: Picture, alpha: np.ndarray | None = No
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`, moved into place if the block succeeds and removed in any case."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    """A temporary path beside `path`, moved into place if the block succeeds and removed in any case. Its name is
+    short (a result's may be as long as the file system allows) and hidden (never read as a photo)."""
+    tmp = path.with_name(f".srcnn.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
         os.replace(tmp, path)
