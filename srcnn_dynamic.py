@@ -244,8 +244,7 @@ def check_opset(exporter: Exporter, opset: int | None) -> int:
 
 def export_onnx(model: SuperResolutionNet, path: Path | None, *, exporter: Exporter = "torchscript",
                 opset: int | None = None) -> onnx.ModelProto:
-    """Export with dynamic batch, height and width and a runtime `factor` input; return the model, written to `path`
-    (unless None) once checked, whole or not at all."""
+    """Export with dynamic N, H, W and a `factor` input; return the checked model, written whole to `path` if given."""
     opset, factor = check_opset(exporter, opset), Factor(EXPORT_FACTOR, EXPORT_FACTOR)  # before anything is written
     example = (torch.rand(1, 3, EXPORT_SAMPLE_SIDE, EXPORT_SAMPLE_SIDE), factor.tensor())  # traced with these
     log.info("exporting the model with the %s exporter (opset %d, traced at x%s)", exporter, opset, factor.tag)
@@ -392,8 +391,7 @@ def format_table(rows: Sequence[Comparison]) -> str:
     return render_table(("image",) * several + header, [
         (r.image,) * several + (f"x{r.factor.tag}", "{}x{}".format(*r.output_size), f"{r.max_abs_diff:.2e}",
                                 f"{r.psnr_db:.1f} dB", f"{r.torch_ms:.1f}", f"{r.ort_ms:.1f}",
-                                "ok" if r.ok else f"FAIL (> {PARITY_ATOL:g})") for r in rows
-    ], left=1 + several)
+                                "ok" if r.ok else f"FAIL (> {PARITY_ATOL:g})") for r in rows], left=1 + several)
 
 # main(): the tutorial's demo
 def check_output_size(size: tuple[int, int], factor: Factor, limit: int = MAX_OUTPUT_PIXELS, advice: str = "") -> None:
@@ -416,8 +414,7 @@ def make_output_dir(output_dir: Path) -> None:
         raise SrcnnError(f"output folder {output_dir} is not writable ({exc.strerror or exc})") from None
 
 def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path]) -> None:
-    """Before any work: each output's name is its own and fits the file system, none is an input or a folder, and
-    their folder is made and takes files."""
+    """Before any work: names unique and not too long, none an input or a folder; their folder made and taking files."""
     if len(set(outputs)) < len(outputs):  # factors 1 and 1.0000001 would both write face_ort_1.png
         raise SrcnnError(f"two results would share a name among {', '.join(p.name for p in outputs)}")
     for path in outputs:  # realpath: a link to an input counts as the input
