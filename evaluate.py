@@ -17,9 +17,11 @@ that wins on average can still lose on one picture. The soft case blurs the vali
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,16 +33,24 @@ import srcnn.startup  # noqa: F401, I001 - first: a signal while the libraries l
 import srcnn_dynamic as sd
 from srcnn import data
 from srcnn.errors import factor_arg, run_guarded
+from srcnn.graph import graph_parts
+from srcnn.headers import read_header
 from srcnn.images import IMAGE_SUFFIXES, image_paths, read_picture, write_image
 from srcnn.plan import check_output_file
-from srcnn.graph import graph_parts
-from srcnn.pytorch import export, tutorial_factor
+from srcnn.pytorch import export, run_torch, tutorial_factor
 from srcnn.runtime import OrtRunner
+from srcnn.tiling import choose_tile
 from srcnn.weights import load_model
 
 log = logging.getLogger("evaluate")
 
 ORT_PSNR_TOLERANCE = 0.01  # dB: ONNX Runtime must reproduce PyTorch's PSNR to this (outputs differ by ~1e-6)
+# data.ssim_y's Gaussian window (sigma 1.5, scikit-image's truncate 3.5): 11 pixels a side, the least SSIM measures
+SSIM_WINDOW = 2 * int(3.5 * 1.5 + 0.5) + 1
+# Per image: the metrics (srcnn.data) hold whole float64 copies of its luma, about 200 bytes a pixel at their peak
+# (3.5 GB at this size); larger images are refused by their header, before a pixel is decoded
+MAX_IMAGE_PIXELS = 4096 * 4096
+MIN_SIDE_SEARCH = 256  # low-resolution sides tried when naming the smallest image a factor can measure
 
 # The README figure: a crop of the face (eyes and mouth), shown at FIGURE_ZOOM with nearest-neighbour pixels
 FIGURE_CROP = (slice(56, 184), slice(56, 200))  # rows, columns of face.png
@@ -67,13 +77,81 @@ class Row:
         return self.srcnn.psnr - self.bicubic.psnr
 
 
+Images = Iterable[tuple[str, torch.Tensor]]  # (name, (1, 3, H, W) RGB in [0, 1])
+
+
+def folder_arg(text: str) -> Path:
+    """argparse type for --images: an empty path (an unset shell variable) would mean the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (an unset shell variable?) would mean the current folder; give"
+                                         " a folder of images")
+    return Path(text)
+
+
+def folder_images(folder: Path) -> list[Path]:
+    """The images in `folder`, by suffix; refused by their headers if one is not an image or is too large."""
+    try:
+        if not folder.is_dir():
+            raise sd.SrcnnError(f"--images {folder}: not a folder")
+        paths = image_paths(folder, option="--images")
+    except OSError as exc:  # no permission, or a name too long even to look up
+        raise sd.SrcnnError(f"--images {folder}: {exc.strerror or exc}") from None
+    for path in paths:
+        header = read_header(path)  # a special file, a stranger or a lie is refused here, unread
+        if header.height * header.width > MAX_IMAGE_PIXELS:
+            raise sd.SrcnnError(f"{path} declares {header.height}x{header.width} pixels, over evaluate.py's limit of"
+                                f" {MAX_IMAGE_PIXELS:,} (4096x4096) per image; crop or shrink it")
+    return paths
+
+
+def read_images(paths: Sequence[Path]) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, image) for each file, decoded as it is reached: one image's pixels in memory at a time."""
+    for path in paths:
+        yield path.name, torch.from_numpy(read_picture(path).rgb)
+
+
 def load_images(folder: Path | None) -> list[tuple[str, torch.Tensor]]:
     """(name, (1, 3, H, W) RGB in [0, 1]) for the validation photos, or for every image in `folder`."""
     if folder is None:
         return [(name, data.load_photo_tensor(name)) for name in data.VALIDATION_PHOTOS]
-    if not folder.is_dir():
-        raise sd.SrcnnError(f"--images {folder}: not a folder")
-    return [(p.name, torch.from_numpy(read_picture(p).rgb)) for p in image_paths(folder, option="--images")]
+    return list(read_images(folder_images(folder)))
+
+
+def min_side(factor: float) -> int | None:
+    """The smallest image side that leaves SSIM_WINDOW pixels at `factor` once make_pair has cut it to a whole
+    multiple and the border is cropped; None when none lies within MIN_SIDE_SEARCH low-resolution sides."""
+    border = 2 * math.ceil(factor)
+    first = math.ceil((SSIM_WINDOW + border) / factor)
+    for lr in range(first, first + MIN_SIDE_SEARCH):
+        side = round(lr * factor)
+        with contextlib.suppress(sd.SrcnnError):  # no low-resolution side at all fits this one
+            if side - border >= SSIM_WINDOW and data.lr_side(side, factor) == lr:  # lr fits side exactly
+                return side
+    return None
+
+
+def check_measurable(name: str, height: int, width: int, factor: sd.Factor) -> None:
+    """Refuse an image that leaves less than SSIM's window at `factor` once cut and its border cropped, naming the
+    smallest image that would do."""
+    sides = min_side(factor.height), min_side(factor.width)
+    advice = f"; measure images of at least {sides[0]}x{sides[1]} pixels at x{factor.tag}" if None not in sides else ""
+    try:
+        kh, kw = data.pair_size(height, width, factor)
+    except sd.SrcnnError as exc:
+        raise sd.SrcnnError(f"{name}: {exc}{advice}") from None
+    left = (round(kh * factor.height) - 2 * math.ceil(factor.height),
+            round(kw * factor.width) - 2 * math.ceil(factor.width))  # as data.crop_border leaves it
+    if min(left) < SSIM_WINDOW:
+        raise sd.SrcnnError(f"{name}: a {height}x{width} image is too small to measure at x{factor.tag}: its border"
+                            f" cropped, {left[0]}x{left[1]} pixels are left, under SSIM's {SSIM_WINDOW}x{SSIM_WINDOW}"
+                            f" window{advice}")
+
+
+def check_images(images: Images, factors: Sequence[sd.Factor]) -> None:
+    """Refuse, before any work, an image too small for one of the factors."""
+    for name, image in images:
+        for factor in factors:
+            check_measurable(name, *image.shape[2:], factor)
 
 
 def soft_images() -> list[tuple[str, torch.Tensor]]:
@@ -89,22 +167,24 @@ def bicubic(lr: torch.Tensor, factor: sd.Factor) -> torch.Tensor:
 def evaluate(
     model: sd.SuperResolutionNet,
     runner: OrtRunner,
-    images: Sequence[tuple[str, torch.Tensor]],
+    images: Images,
     factors: Sequence[sd.Factor],
 ) -> list[Row]:
-    """Bicubic, SRCNN in PyTorch and SRCNN in ONNX Runtime on every image at every factor."""
+    """Bicubic, SRCNN in PyTorch and SRCNN in ONNX Runtime on every image at every factor; rows by factor.
+
+    Each image is read once (`images` may decode as it goes); large outputs run tile by tile (the untiled pixels),
+    so that conv1's 64 maps never take more than a tile's memory."""
     rows = []
-    for factor in factors:
-        for name, image in images:
+    for name, image in images:
+        for factor in factors:
             lr, hr = data.make_pair(image, factor)
-            with torch.inference_mode():
-                sr = model(lr, factor.tensor())
-            sr_ort = torch.from_numpy(runner(lr.numpy(), factor))
-            rows.append(
-                Row(name, factor, data.score(hr, bicubic(lr, factor), factor), data.score(hr, sr, factor),
-                    data.psnr_y(hr, sr_ort, factor))
-            )
-    return rows
+            tile = choose_tile(*lr.shape[2:], factor, None)  # None (untiled) up to a megapixel out
+            # one result at a time: each is scored and let go before the next is computed
+            baseline = data.score(hr, bicubic(lr, factor), factor)
+            srcnn = data.score(hr, torch.from_numpy(run_torch(model, lr, factor, tile)), factor)
+            ort_psnr = data.psnr_y(hr, torch.from_numpy(runner(lr.numpy(), factor, tile)), factor)
+            rows.append(Row(name, factor, baseline, srcnn, ort_psnr))
+    return sorted(rows, key=lambda row: factors.index(row.factor))  # stable: images in order within a factor
 
 
 def format_table(rows: Sequence[Row], per_image: bool) -> str:
@@ -177,10 +257,12 @@ def face_figure(model: sd.SuperResolutionNet, path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = sd.OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, metavar="DIR", help="folder of high-resolution images (default: the validation photos)")
+    parser.add_argument("--images", type=folder_arg, metavar="DIR",
+                        help="folder of high-resolution images (default: the validation photos)")
     parser.add_argument("--factor", type=factor_arg, action="append", metavar="F",
                         help=f"repeatable (default: {', '.join(data.EVAL_FACTORS)})")
-    parser.add_argument("--weights", type=Path, default=sd.DEFAULT_WEIGHTS, metavar="PATH", help="(default: the shipped weights)")
+    parser.add_argument("--weights", type=Path, default=sd.DEFAULT_WEIGHTS, metavar="PATH",
+                        help="(default: the shipped weights)")
     parser.add_argument("--per-image", action="store_true", help="a row per image as well as the means")
     parser.add_argument("--figure", type=Path, metavar="PATH", help="also draw the face figure (x3, x4) to PATH")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with tracebacks")
@@ -193,21 +275,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Check every path and number, evaluate, print the table; return the exit code."""
     factors = [tutorial_factor(f) for f in args.factor or map(sd.Factor.parse, data.EVAL_FACTORS)]
+    paths = folder_images(args.images) if args.images else []
     if args.figure:
-        inputs = [args.weights, sd.DEFAULT_IMAGE, *(image_paths(args.images) if args.images else [])]
-        check_output_file(args.figure, "--figure", inputs)
+        check_output_file(args.figure, "--figure", [args.weights, sd.DEFAULT_IMAGE, *paths])
         if args.figure.suffix.lower() not in IMAGE_SUFFIXES:
             raise sd.SrcnnError(f"--figure {args.figure}: give an image suffix ({', '.join(IMAGE_SUFFIXES)})")
-    images = load_images(args.images)
-    for factor in factors:  # every image must be large enough for every factor, before any work
-        for name, image in images:
-            try:
-                data.pair_size(*image.shape[2:], factor)
-            except sd.SrcnnError as exc:
-                raise sd.SrcnnError(f"{name}: {exc}") from None
-    model = load_model(args.weights)
+    model = load_model(args.weights)  # wrong weights are named before any image is decoded
+    validation = [] if args.images else load_images(None)
+
+    def images() -> Images:  # a folder's are decoded as reached, once to check, once to measure: one in memory
+        return read_images(paths) if args.images else validation
+
+    check_images(images(), factors)  # every image large enough for every factor, before any work
     runner = OrtRunner(graph_parts(export(args.weights)))  # the graph as python -m srcnn runs it
-    rows = evaluate(model, runner, images, factors)
+    rows = evaluate(model, runner, images(), factors)
     soft_rows = [] if args.images else evaluate(model, runner, soft_images(), factors)
     if args.figure:
         face_figure(model, args.figure)

@@ -9,6 +9,7 @@ and an onnxscript translation. Read top to bottom; the `srcnn` package builds th
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import logging
 import math
@@ -475,8 +476,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:  # one line, never a traceback: a mistake (exit 2) or a crash (exit 4; -v logs it)
         log.debug("the traceback:", exc_info=exc)
-        print(f"error: {exc}" if isinstance(exc, SrcnnError) else f"error: {exc!r} (-v: traceback)", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, SrcnnError) else EXIT_CRASH
+        mistake = isinstance(exc, SrcnnError) or getattr(exc, "errno", None) == errno.ENAMETOOLONG  # a path's name
+        print(f"error: {exc}" if mistake else f"error: {exc!r} (-v: traceback)", file=sys.stderr)
+        return EXIT_USAGE if mistake else EXIT_CRASH
     try:
         print(format_table(rows), flush=True)
     except OSError as exc:  # stdout on a full disk: one line; what stays buffered goes nowhere at exit

@@ -69,6 +69,7 @@ PASS_THROUGH_OFFSET = 1.0  # identity_init: bias that keeps slightly negative bi
 PATCH_MSE_FLOOR = (0.5 / 255) ** 2  # log_mse_per_patch: half an 8-bit level, squared (docs/training.md: floor study)
 CHARBONNIER_EPS = 1e-3  # a smooth L1: sqrt(d^2 + eps^2), differentiable at 0; eps well below one 8-bit level
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs that compute bfloat16 in hardware
+MAX_SEED = 2**64 - 1  # torch.manual_seed takes seeds up to this (numpy's generators take any size)
 
 
 def charbonnier(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -447,9 +448,12 @@ def write_history(path: Path, args: argparse.Namespace, recipe: Recipe, result: 
         "best_step": result.best_step, "best_psnr": result.best_psnr, "initial_psnr": result.initial_psnr,
         "history": result.history, "detail": result.detail,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(record, indent=1) + "\n")
+    except OSError as exc:  # a full disk, or a folder removed since the check: one line, as save_state_dict says it
+        raise sd.SrcnnError(f"cannot write {path}: {exc.strerror or exc}; nothing was left half-written") from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -461,7 +465,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="PATH",
                         help="where the best state dict goes (default: %(default)s; the shipped weights are"
                         f" {sd.DEFAULT_WEIGHTS.relative_to(sd.DEFAULT_IMAGE.parent)}, replaced only if named here)")
-    parser.add_argument("--seed", type=int, default=sd.SEED, help="0 or more (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=sd.SEED, help="0 to 2**64 - 1 (default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, metavar="LR",
                         help="Adam's at the start, cosine-decayed to a hundredth; above 0, at most 0.1 (default:"
                         " %(default)s)")
@@ -482,8 +486,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--steps {args.steps}: must be at least 1")
     if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
         parser.error(f"--batch-size {args.batch_size}: must be from 1 to {MAX_BATCH_SIZE}")
-    if args.seed < 0:
-        parser.error(f"--seed {args.seed}: must be 0 or more")
+    if not 0 <= args.seed <= MAX_SEED:  # torch.manual_seed refuses the rest, after the data has loaded
+        parser.error(f"--seed {args.seed}: must be 0 or more, and at most 2**64 - 1 ({MAX_SEED})")
     if not 0 < args.learning_rate <= MAX_LEARNING_RATE:  # also refuses nan
         parser.error(f"--learning-rate {args.learning_rate}: must be above 0 and at most {MAX_LEARNING_RATE}")
     if not 0 <= args.ema_decay < 1:  # also refuses nan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -48,6 +49,9 @@ def exit_code_for(exc: BaseException) -> int:
         return 128 + signal.SIGPIPE
     if is_mistake(exc):
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # Path.is_file() raises it for such a name
+        print(f"error: {exc.filename}: the name is longer than the file system allows", file=sys.stderr)
         return EXIT_USAGE
     log.debug("the traceback of the failure:", exc_info=exc)  # shown with -v
     what = "out of memory" if isinstance(exc, MemoryError) else "unexpected failure"

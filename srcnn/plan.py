@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from srcnn.core import MAX_OUTPUT_PIXELS, Factor, SrcnnError, check_output_dir, check_output_size, real_path
 from srcnn.headers import ImageHeader, read_header
-from srcnn.images import IMAGE_SUFFIXES
+from srcnn.images import IMAGE_SUFFIXES, atomic_path
 from srcnn.tiling import DEFAULT_TILE, MAX_TILED_OUTPUT_PIXELS, choose_tile
 
 log = logging.getLogger("srcnn")
@@ -20,6 +22,7 @@ RESULT = "ort"  # the one result of a run: ONNX Runtime's (--check adds PyTorch'
 COMPLETE_ENDINGS = {"PNG": b"IEND\xaeB`\x82", "JPEG": b"\xff\xd9"}  # the last bytes of a whole file
 HOLDS_16_BITS = (".png", ".tif", ".tiff")  # OpenCV writes 16-bit samples in these; JPEG, WebP and BMP keep 8
 HOLDS_ALPHA = (".png", ".tif", ".tiff", ".webp", ".bmp")  # JPEG has no alpha channel
+NAME_MAX = 255  # bytes in a file name on common file systems, where os.pathconf cannot say
 MAX_SIDE = {".webp": 16383, ".jpg": 65500, ".jpeg": 65500}  # the encoders' limits on a side (PNG's: MAX_OUTPUT_SIDE)
 
 
@@ -73,10 +76,18 @@ def plan_image(image: Path, header: ImageHeader, factors: Sequence[Factor], outp
     return jobs
 
 
+def name_max(folder: Path) -> int:
+    """The longest file name, in bytes, that the file system of `folder` (or of its nearest existing parent) takes."""
+    try:
+        existing = next(p for p in (folder, *folder.parents) if p.is_dir() or p == p.parent)
+        return os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):  # a name too long to look up, or a system that cannot say
+        return NAME_MAX
+
+
 def check_name_fits(path: Path, image: Path) -> None:
     """Refuse a result name longer than its file system takes (255 bytes on most), found before the work."""
-    existing = next(p for p in (path.parent, *path.parent.parents) if p.is_dir() or p == p.parent)
-    if len(os.fsencode(path.name)) > os.pathconf(existing, "PC_NAME_MAX"):
+    if len(os.fsencode(path.name)) > name_max(path.parent):
         raise SrcnnError(f"the result name {path.name} is longer than the file system allows; rename {image}")
 
 
@@ -138,20 +149,55 @@ def check_outputs(jobs: dict[Path, list[Job]], extra_outputs: Iterable[Path], in
 
 
 def check_output_file(path: Path, option: str, inputs: Iterable[Path] = (), suffixes: tuple[str, ...] = ()) -> None:
-    """Refuse, before any work, an output file (`option` names it) that cannot be written or would replace an input.
+    """Refuse, before any work, an output file (`option` names it) that cannot be written or would replace an input:
+    a folder, a special file, an input, a folder that cannot be made or takes no files, a name too long.
 
     With `suffixes`, its name must also end in one of them: a typo such as `--out train.py` must not replace a
     source file.
     """
-    if path.is_dir():
-        raise SrcnnError(f"{option} {path} is a folder; give a file name")
-    if path.exists() and not path.is_file():
-        raise SrcnnError(f"{option} {path} is not a regular file")
-    if real_path(path) in {real_path(p) for p in inputs}:
-        raise SrcnnError(f"{option} {path} would overwrite an input file; choose another path")
     try:
+        if path.is_dir():
+            raise SrcnnError(f"{option} {path} is a folder; give a file name")
+        if path.exists() and not path.is_file():
+            raise SrcnnError(f"{option} {path} is not a regular file")
+        if real_path(path) in {real_path(p) for p in inputs}:
+            raise SrcnnError(f"{option} {path} would overwrite an input file; choose another path")
         check_output_dir(path.parent)
     except SrcnnError as exc:
-        raise SrcnnError(f"{option} {path}: {exc}") from None
+        raise SrcnnError(str(exc) if str(exc).startswith(option) else f"{option} {path}: {exc}") from None
+    except OSError as exc:  # a name too long even to look up: the trial names the limit, else this line says why
+        try_output_file(path, option)
+        raise SrcnnError(f"{option} {path} cannot be written: {exc.strerror or exc}") from None
     if suffixes and path.suffix.lower() not in suffixes:
         raise SrcnnError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")
+    try_output_file(path, option)
+
+
+class _Tried(Exception):
+    """Ends an atomic_path block on purpose: its temporary file is removed, never moved into place."""
+
+
+def try_output_file(path: Path, option: str) -> None:
+    """Create and remove the temporary file that writing `path` starts with (atomic_path's), and the folders it
+    needs, so that a folder that takes no files, a read-only file system or a name too long is refused now, not after
+    the work. Only trying tells: os.access says yes to root whatever a folder allows. Nothing is left behind."""
+    missing: list[Path] = []  # folders the trial creates, deepest first; the real write creates them again
+    try:
+        missing = list(itertools.takewhile(lambda folder: not folder.exists(), (path.parent, *path.parent.parents)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if (length := len(os.fsencode(path.name))) > (limit := name_max(path.parent)):
+            raise SrcnnError(f"{option} {path}: the file name is {length} bytes, over the {limit} that its file"
+                             " system takes")
+        with atomic_path(path) as tmp:
+            tmp.touch(exist_ok=False)
+            raise _Tried
+    except _Tried:
+        pass
+    except FileExistsError as exc:  # a link to nowhere, or a loop of links, where a folder should be
+        raise SrcnnError(f"{option} {path}: {exc.filename} is not a folder") from None
+    except OSError as exc:
+        raise SrcnnError(f"{option} {path} cannot be written: {exc.strerror or exc}") from None
+    finally:
+        for folder in missing:
+            with contextlib.suppress(OSError):
+                folder.rmdir()

@@ -195,6 +195,14 @@ def test_a_result_name_too_long_for_the_file_system_is_refused_before_the_work(t
     assert not (tmp_path / "out").exists(), "nothing may be written"
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("option", ["--image", "--weights"])
+def test_a_name_too_long_to_look_up_is_one_line(tmp_path, command, option) -> None:
+    """Path.is_file() raises (ENAMETOOLONG) for a name over 255 bytes instead of answering False."""
+    done = run_cli(option, f"{'w' * 300}.png", "--factor", "2", cwd=tmp_path, command=command)
+    assert_refused(done, "long")
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, where no folder can be made")
 @pytest.mark.parametrize("command", COMMANDS)
 def test_an_output_folder_that_cannot_be_made_is_refused_before_the_work(tmp_path, command) -> None:

@@ -2,7 +2,8 @@
 
     python tools/draw_graphs.py [--out PATH]
 
-Exports both with the TorchScript exporter at opset 11 and draws each graph from the .onnx file itself. The
+--out is checked (a folder that takes files, a .png name) before anything is exported, and written whole or not at
+all. Exports both with the TorchScript exporter at opset 11 and draws each graph from the .onnx file itself. The
 .item() export turns the factor into a Python number: its graph keeps x3 as constant scales and has no `factor`.
 """
 
@@ -25,7 +26,11 @@ from onnx import numpy_helper
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+import srcnn.startup  # noqa: F401, E402, I001 - first: a signal while the libraries load exits quietly
 import srcnn_dynamic as sd  # noqa: E402
+from srcnn.errors import run_guarded  # noqa: E402
+from srcnn.images import write_image  # noqa: E402
+from srcnn.plan import check_output_file  # noqa: E402
 
 SUPERSAMPLE = 2  # drawn at twice the size then shrunk with INTER_AREA: smoother text and lines than LINE_AA alone
 PANEL_WIDTH = 700 * SUPERSAMPLE  # two panels: a 1400 px wide figure
@@ -197,11 +202,9 @@ def draw_panel(model: onnx.ModelProto, title: str) -> np.ndarray:
     return image
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "graphs.png", metavar="PATH")
-    args = parser.parse_args()
-
+def draw_figure(out: Path) -> int:
+    """Export both models, draw their graphs side by side and write the PNG to `out`; return the exit code."""
+    check_output_file(out, "--out", suffixes=(".png",))  # a mistake costs no export
     with tempfile.TemporaryDirectory() as tmp:
         item_path, project_path = Path(tmp) / "item.onnx", Path(tmp) / "srcnn3.onnx"
         export_item_model(item_path)
@@ -213,10 +216,20 @@ def main() -> None:
     panels[1][:, :STROKE] = EDGE  # a thin rule between the two graphs
     figure = cv2.resize(np.concatenate(panels, axis=1), None, fx=1 / SUPERSAMPLE, fy=1 / SUPERSAMPLE,
                         interpolation=cv2.INTER_AREA)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(cv2.imencode(".png", figure)[1].tobytes())  # PNG encodes any uint8 BGR image
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_image(out, figure)  # whole or not at all; PNG encodes any uint8 BGR image
+    print(f"wrote {out}")
+    return sd.EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = sd.OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "graphs.png", metavar="PATH",
+                        help="the PNG to write (default: docs/graphs.png)")
+    args = parser.parse_args(argv)
+    return run_guarded(lambda: draw_figure(args.out))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,10 @@ from srcnn.errors import run_guarded  # noqa: E402
 from srcnn.images import atomic_path  # noqa: E402
 from srcnn.plan import check_output_file  # noqa: E402
 
+MAX_RECORD_BYTES = 4 * 2**20  # a 54,000-step run's record takes 7 KB: a larger file is not a record of this kind
+MAX_LABEL = 80  # characters of a record's label, or of a detail's name, kept for the legend
+MAX_DETAIL_NAMES = 16  # train.py records 5 (x2, x2.5, x3, x4, soft x2): each is a line and a legend entry
+
 History = list[tuple[int, float]]  # (step, validation Y-PSNR in dB), the first at step 0 (bicubic)
 Detail = list[dict[str, float]]  # per validation: "step", then Y-PSNR per factor ("x2", ...) and "soft x2"
 
@@ -44,39 +49,71 @@ class Curve:
     detail: Detail
 
 
+def is_number(value: object) -> bool:
+    """Whether `value` is a JSON number that is a finite float: not a bool, NaN, Infinity or an integer past 1e308."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def is_detail(detail: object) -> bool:
-    """Whether `detail` is a non-empty list of {"step": ..., name: PSNR, ...} rows, all with the same names and
-    numbers only."""
+    """Whether `detail` is a non-empty list of {"step": ..., name: PSNR, ...} rows, all with the same names (at most
+    MAX_DETAIL_NAMES) and finite numbers only."""
     return isinstance(detail, list) and bool(detail) and all(
-        isinstance(row, dict) and "step" in row and len(row) > 1 and row.keys() == detail[0].keys()
-        and all(isinstance(v, (int, float)) for v in row.values()) for row in detail)
+        isinstance(row, dict) and "step" in row and 1 < len(row) <= MAX_DETAIL_NAMES + 1
+        and row.keys() == detail[0].keys() and all(is_number(v) for v in row.values()) for row in detail)
+
+
+def legend_text(text: str) -> str:
+    """`text` as one short legend line, shown as written: a `$` would start matplotlib's math, which can fail."""
+    return " ".join(text.split())[:MAX_LABEL].replace("$", r"\$")
+
+
+def read_json(path: Path) -> object:
+    """The JSON in `path`: refused unread if it is not a regular file or is over MAX_RECORD_BYTES (a device or a FIFO
+    could block or never end), and in one line if it is not JSON or is nested too deeply to parse."""
+    try:
+        if not path.is_file():
+            raise sd.SrcnnError(f"{path} is not a regular file (a folder, a device or a FIFO); give a record written"
+                                " by train.py --history" if path.exists() else f"record not found: {path}")
+        with path.open("rb") as file:
+            raw = file.read(MAX_RECORD_BYTES + 1)  # no more, whatever the file's size says
+    except OSError as exc:  # no permission, or a name too long even to look up
+        raise sd.SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_RECORD_BYTES:
+        raise sd.SrcnnError(f"{path} holds over {MAX_RECORD_BYTES:,} bytes, more than any training record; give a"
+                            " record written by train.py --history")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise sd.SrcnnError(f"{path} nests its JSON too deeply to read; give a record written by train.py"
+                            " --history") from None
+    except ValueError:  # not UTF-8, not JSON, or an integer of over 4,300 digits
+        raise sd.SrcnnError(f"{path} is not JSON; give a record written by train.py --history") from None
 
 
 def read_record(path: Path) -> Curve:
     """One record's curve, labelled with the study's recipe name, or train.py's steps, or the file's stem, and the
     run's minutes and processor where train.py wrote them."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise sd.SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise sd.SrcnnError(f"{path} is not JSON; give a record written by train.py --history") from None
+    record = read_json(path)
     history = record.get("history") if isinstance(record, dict) else None
     valid = (isinstance(history, list) and history and all(
-        isinstance(point, list) and len(point) == 2 and all(isinstance(v, (int, float)) for v in point)
-        for point in history))
+        isinstance(point, list) and len(point) == 2 and all(is_number(v) for v in point) for point in history))
     if not valid:
-        raise sd.SrcnnError(f"{path} has no training history (a list of [step, PSNR] pairs); give a record written"
-                            " by train.py --history")
+        raise sd.SrcnnError(f"{path} has no training history (a list of [step, PSNR] pairs of finite numbers); give a"
+                            " record written by train.py --history")
     detail = record.get("detail", [])
     if detail and not is_detail(detail):
         raise sd.SrcnnError(f"{path}: its detail is not a list of {{step, factor: PSNR}} rows; give a record written"
                             " by train.py --history")
     label = (record["recipe"] if isinstance(record.get("recipe"), str)  # the study's name for it
-             else f"{record['steps']:,} steps" if isinstance(record.get("steps"), int) else path.stem)
-    if {"minutes", "device"} <= record.keys():
+             else f"{record['steps']:,} steps" if is_number(record.get("steps")) else path.stem)
+    if is_number(record.get("minutes")) and isinstance(record.get("device"), str):
         label = f"{label}: {record['minutes']:.0f} min, {record['device']}"
-    return Curve(label, [(int(step), float(psnr)) for step, psnr in history], detail)
+    return Curve(legend_text(label), [(int(step), float(psnr)) for step, psnr in history], detail)
 
 
 def draw_mean(axes: plt.Axes, curves: list[Curve]) -> None:
@@ -93,7 +130,7 @@ def draw_detail(axes: plt.Axes, curves: list[Curve]) -> None:
         names = [name for name in curve.detail[0] if name != "step"]
         steps = [row["step"] for row in curve.detail]
         for name in names:
-            label = name if len(curves) == 1 else f"{name}, {curve.label.split(':')[0]}"
+            label = legend_text(name) if len(curves) == 1 else f"{legend_text(name)}, {curve.label.split(':')[0]}"
             gains = [row[name] - curve.detail[0][name] for row in curve.detail]
             axes.plot(steps, gains, label=label, linewidth=1.2, linestyle="--" if name.startswith("soft") else "-")
     axes.axhline(0, color="grey", linewidth=0.8)
@@ -114,8 +151,8 @@ def draw(curves: list[Curve], out: Path) -> None:
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(out) as tmp:
             figure.savefig(tmp, format="png")
     except OSError as exc:
