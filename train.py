@@ -45,20 +45,27 @@ import srcnn_dynamic as sd
 from srcnn import data
 from srcnn.errors import run_guarded
 from srcnn.images import atomic_path
+from srcnn.models import DEFAULT_MODEL, MODELS, ModelKind, model_kind
 from srcnn.plan import check_output_file
 from srcnn.pytorch import model_halo
 from srcnn.weights import save_state_dict
 
 log = logging.getLogger("train")
 
-DEFAULT_OUT = Path("outputs") / "srcnn_dynamic.pth"  # a try never replaces the shipped weights unless asked to
+OUT_FOLDER = Path("outputs")  # --out's default is the model's weights file name here: a try never replaces the
+# shipped weights unless asked to
 WEIGHTS_SUFFIXES = (".pth", ".pt")  # --out must end in one: `--out train.py` would replace a source file
 STEPS = 54_000  # the default run: 45 to 55 minutes on a 2-core CPU (docs/training.md names it)
+# the factor-aware model's default run: it starts from the tutorial's trained network, and each step costs more
+CONDITIONED_STEPS = 30_000
 MAX_BATCH_SIZE = 4096  # 64x64 patches: about 2 GB of activations at this size; beyond it, memory runs out
 LEARNING_RATE = 3e-4  # Adam, cosine-decayed to LEARNING_RATE * FINAL_LR_FRACTION; 1e-3: 0.19 dB less (docs/training.md)
 FINAL_LR_FRACTION = 0.01
 MAX_LEARNING_RATE = 0.1  # --learning-rate: far above any that trains this model; beyond it, a typo
 FACTOR_CHOICES = tuple(q / 4 for q in range(8, 17))  # 2, 2.25, ..., 4: quarter steps keep 4k * factor whole
+# a model that sees the factor can learn to leave a small factor's picture alone, so it trains from x1.25
+CONDITIONED_FACTOR_CHOICES = tuple(q / 4 for q in range(5, 17))  # 1.25, 1.5, ..., 4
+LOW_EVAL_FACTORS = ("1.5",)  # validated too when a recipe trains on it: where the tutorial's model over-sharpens
 MARGIN = 8  # high-resolution pixels cut beyond the crop on each side, so no crop sees its patch's own border
 MIN_PATCH_STD = 0.03  # a random patch this flat (sky, background) is redrawn, at most MAX_DRAWS times
 MAX_DRAWS = 20
@@ -251,9 +258,9 @@ class PatchSampler:
             return patch, False
         return data.gaussian_blur(patch[None], float(self.rng.uniform(*self.recipe.soft_sigmas)))[0], True
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(upsampled input, target, soft): (batch_size, 3, patch + 2 * context, same), (batch_size, 3, patch,
-        patch) and which patches were blurred, a (batch_size,) bool tensor."""
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(upsampled input, target, soft, factors): (batch_size, 3, patch + 2 * context, same), (batch_size, 3,
+        patch, patch), which patches were blurred, a (batch_size,) bool tensor, and each patch's factor, float32."""
         size, inputs, targets, soft = self.recipe.patch, [], [], []
         factors = self.factors(self.recipe.batch_size)
         for scale in dict.fromkeys(factors):  # one degradation and one Resize per distinct factor
@@ -267,7 +274,8 @@ class PatchSampler:
             upsampled = sd.bicubic_resize(lr, factor.tensor())  # the model's first stage: no weights to train
             inputs.append(centre_crop(upsampled, size + 2 * self.context))  # MARGIN or more from every border
             targets.append(centre_crop(hr, size))
-        return torch.cat(inputs), torch.cat(targets), torch.tensor(soft)
+        batch_factors = torch.tensor([scale for scale in dict.fromkeys(factors) for _ in range(factors.count(scale))])
+        return torch.cat(inputs), torch.cat(targets), torch.tensor(soft), batch_factors
 
 
 @torch.inference_mode()
@@ -285,8 +293,10 @@ def psnr_per_factor(model: sd.SuperResolutionNet, photos: list[torch.Tensor],
 
 
 def validation_factors(recipe: Recipe) -> tuple[str, ...]:
-    """The evaluation factors within the range the recipe trains on (all of them for the shipped recipe)."""
-    trained = tuple(f for f in data.EVAL_FACTORS if min(recipe.factors) <= float(f) <= max(recipe.factors))
+    """The evaluation factors within the range the recipe trains on (x2 to x4 for the tutorial's recipe, and x1.5
+    too for the factor-aware model's)."""
+    trained = tuple(f for f in LOW_EVAL_FACTORS + data.EVAL_FACTORS
+                    if min(recipe.factors) <= float(f) <= max(recipe.factors))
     return trained or data.EVAL_FACTORS  # a recipe between two evaluation factors: judged on all of them
 
 
@@ -354,8 +364,20 @@ class TrainResult:
     precision: str  # "float32" or "bfloat16" (the forward pass; weights and validation are float32)
 
 
+def start_from_tutorial(model: torch.nn.Module) -> None:
+    """Load the tutorial's shipped weights into a model that has its three convolutions (and more, at rest)."""
+    missing, unexpected = model.load_state_dict(sd.load_state_dict(sd.DEFAULT_WEIGHTS), strict=False)
+    assert not unexpected and all(not name.startswith("conv") for name in missing), (missing, unexpected)
+
+
+def recipe_for(kind: ModelKind) -> Recipe:
+    """The default recipe of a model: a factor-aware one trains from x1.25 (it can learn to leave x1.5 alone)."""
+    return dataclasses.replace(RECIPE, factors=CONDITIONED_FACTOR_CHOICES) if kind.conditioned else RECIPE
+
+
 def train(
     *, steps: int, out: Path, recipe: Recipe = RECIPE, seed: int = sd.SEED, learning_rate: float = LEARNING_RATE,
+    model_name: str = "tutorial",
     device: str = "cpu", precision: str = "auto", compile_model: bool = False,
     validation_photos: tuple[str, ...] = data.VALIDATION_PHOTOS, validate_every: int = VALIDATE_EVERY,
     max_soft_loss: float = data.SOFT_LOSS_LIMIT, progress: bool = True,
@@ -370,8 +392,14 @@ def train(
     """
     torch.manual_seed(seed)
     where = torch.device(device)
-    model = sd.SuperResolutionNet()
-    identity_init(model)
+    kind = model_kind(model_name)
+    if kind.conditioned and recipe.mix_factors:
+        raise sd.SrcnnError(f"the {kind.name} model takes one factor per batch: mix_factors must be False")
+    model = kind.build()
+    if kind.tutorial:
+        identity_init(model)  # bicubic at the start: training learns the correction
+    else:
+        start_from_tutorial(model)  # the tutorial's shipped network at the start: training learns what the factor adds
     context = model_halo(model) if recipe.full_context else 0
     sampler = PatchSampler([data.load_photo_tensor(n) for n in recipe.photos], recipe, seed, context)
     val_set = [data.load_photo_tensor(n) for n in validation_photos]
@@ -384,32 +412,47 @@ def train(
     loss_fn = loss_function(recipe)
     # channels_last: oneDNN's and cuDNN's fast layout for these convolutions (docs/training.md: 1.7x on the CPU)
     model.to(where, memory_format=torch.channels_last)
-    refine = torch.compile(model.refine) if compile_model else model.refine  # one input shape: compiled once
+    compiled = torch.compile(model.refine) if compile_model else model.refine  # one input shape: compiled once
     # what is validated and kept: the model, or the average of its weights (a copy, updated after each step)
     average = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay)) if recipe.ema_decay
                else None)
     kept = model if average is None else average.module
 
-    def evaluate_now(step: int) -> tuple[float, float]:  # float32 on the CPU, whatever trains: comparable figures
-        """(validation PSNR, soft x2 PSNR), both recorded in `detail`."""
-        cpu_model = copy.deepcopy(kept).float().to("cpu", memory_format=torch.contiguous_format).eval()
+    def evaluate_now(step: int, network: torch.nn.Module | None = None) -> tuple[float, float]:
+        """(validation PSNR, soft x2 PSNR) of the kept weights, recorded in `detail`, or of another `network`. In
+        float32 on the CPU, whatever trains: comparable figures."""
+        cpu_model = copy.deepcopy(kept if network is None else network).float()
+        cpu_model = cpu_model.to("cpu", memory_format=torch.contiguous_format).eval()
         sharp = psnr_per_factor(cpu_model, val_set, val_factors)
         soft = psnr_per_factor(cpu_model, soft_set, ("2",))["2"]
-        detail.append({"step": step} | {f"x{tag}": v for tag, v in sharp.items()} | {"soft x2": soft})
+        if network is None:
+            detail.append({"step": step} | {f"x{tag}": v for tag, v in sharp.items()} | {"soft x2": soft})
         return float(np.mean(list(sharp.values()))), soft  # the validation PSNR: the mean over factors and photos
 
     detail: list[dict[str, float]] = []
-    initial_psnr, initial_soft = evaluate_now(0)  # the identity: bicubic's PSNRs
-    best_psnr = initial_psnr
-    best_step, start, history = 0, time.perf_counter(), [(0, initial_psnr)]
+    if kind.tutorial:
+        initial_psnr, initial_soft = evaluate_now(0)  # the identity: bicubic's PSNRs
+        start_psnr = initial_psnr
+    else:
+        bicubic = sd.SuperResolutionNet()
+        identity_init(bicubic)
+        initial_psnr, initial_soft = evaluate_now(0, bicubic)  # bicubic's PSNRs: what every gain is measured from
+        start_psnr, _ = evaluate_now(0)  # the tutorial's network, where this one starts
+    best_psnr = start_psnr
+    best_step, start, history = 0, time.perf_counter(), [(0, start_psnr)]
     best_state = cpu_state(kept)
     log.info("validation Y-PSNR at the start (bicubic): %.3f dB; forward pass in %s on %s", initial_psnr,
              "float32" if half is None else "bfloat16", where)
     bar = tqdm(range(1, steps + 1), desc="train", disable=not progress, dynamic_ncols=True, file=sys.stderr)
     model.train()
     for step in bar:
-        inputs, targets, soft = sampler.batch()
+        inputs, targets, soft, factors = sampler.batch()
         inputs, targets = (t.to(where, memory_format=torch.channels_last) for t in (inputs, targets))
+        if kind.conditioned:  # one factor per batch (mix_factors is refused above)
+            factor = sd.Factor(float(factors[0]), float(factors[0])).tensor(where)
+            refine: Callable[[torch.Tensor], torch.Tensor] = functools.partial(compiled, factor=factor)
+        else:
+            refine = compiled
         loss = train_step(refine, optimizer, inputs, targets, soft.to(where), loss_fn, half)
         schedule.step()
         if average is not None:
@@ -441,7 +484,8 @@ def machine_name(device: str) -> str:
 def write_history(path: Path, args: argparse.Namespace, recipe: Recipe, result: TrainResult) -> None:
     """The run's record: what trained, on what, for how long, and its validation PSNR per step."""
     record = {
-        "command": "python train.py " + " ".join(sys.argv[1:]), "steps": args.steps, "seed": args.seed,
+        "command": "python train.py " + " ".join(sys.argv[1:]), "model": args.model, "steps": args.steps,
+        "seed": args.seed,
         "learning_rate": args.learning_rate,
         "recipe": dataclasses.asdict(recipe), "device": machine_name(args.device), "threads": torch.get_num_threads(),
         "precision": result.precision, "torch": torch.__version__, "minutes": round(result.seconds / 60, 1),
@@ -459,12 +503,18 @@ def write_history(path: Path, args: argparse.Namespace, recipe: Recipe, result: 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line, every number and path checked (argparse's one-line errors, exit 2) before any work."""
     parser = sd.OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=STEPS, metavar="N", help="Adam steps (default: %(default)s)")
+    parser.add_argument("--steps", type=int, metavar="N",
+                        help=f"Adam steps (default: {STEPS} for the tutorial's model, {CONDITIONED_STEPS} for the"
+                        " factor-aware one)")
     parser.add_argument("--batch-size", type=int, default=RECIPE.batch_size, metavar="N",
                         help=f"patches per step, 1 to {MAX_BATCH_SIZE} (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="PATH",
-                        help="where the best state dict goes (default: %(default)s; the shipped weights are"
-                        f" {sd.DEFAULT_WEIGHTS.relative_to(sd.DEFAULT_IMAGE.parent)}, replaced only if named here)")
+    parser.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL,
+                        help="; ".join(f"{kind.name}: {kind.about}" for kind in MODELS.values())
+                        + " (default: %(default)s)")
+    parser.add_argument("--out", type=Path, metavar="PATH",
+                        help=f"where the best state dict goes (default: {OUT_FOLDER}/ and the model's weights file"
+                        " name; the shipped weights are " + ", ".join(kind.weights for kind in MODELS.values())
+                        + ", replaced only if named here)")
     parser.add_argument("--seed", type=int, default=sd.SEED, help="0 to 2**64 - 1 (default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, metavar="LR",
                         help="Adam's at the start, cosine-decayed to a hundredth; above 0, at most 0.1 (default:"
@@ -482,6 +532,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " case; recipe, machine) as JSON, for tools/plot_training.py")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with tracebacks")
     args = parser.parse_args(argv)
+    args.out = args.out or OUT_FOLDER / model_kind(args.model).weights_path.name
+    if args.steps is None:
+        args.steps = CONDITIONED_STEPS if model_kind(args.model).conditioned else STEPS
     if args.steps < 1:
         parser.error(f"--steps {args.steps}: must be at least 1")
     if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
@@ -506,10 +559,11 @@ def main(argv: list[str] | None = None) -> int:
         check_output_file(args.out, "--out", suffixes=WEIGHTS_SUFFIXES)  # fail now, not after an hour of training
         if args.history:
             check_output_file(args.history, "--history", [args.out], suffixes=(".json",))
-        recipe = dataclasses.replace(RECIPE, batch_size=args.batch_size, ema_decay=args.ema_decay)
+        recipe = dataclasses.replace(recipe_for(model_kind(args.model)), batch_size=args.batch_size,
+                                     ema_decay=args.ema_decay)
         log.info("training on %d photos, validating on %s; torch threads: %d", len(recipe.photos),
                  ", ".join(data.VALIDATION_PHOTOS), torch.get_num_threads())
-        result = train(steps=args.steps, out=args.out, recipe=recipe, seed=args.seed,
+        result = train(steps=args.steps, out=args.out, recipe=recipe, seed=args.seed, model_name=args.model,
                        learning_rate=args.learning_rate, device=args.device,
                        precision=args.precision, compile_model=args.compile)
         log.info("best validation Y-PSNR %.3f dB at step %d (bicubic %.3f dB, gain %+.3f dB); %.1f min; wrote %s",

@@ -22,6 +22,7 @@ from srcnn.core import (TIMING_RUNS, Device, Factor, OrtResize, SrcnnError, chec
 from srcnn.errors import is_mistake
 from srcnn.headers import read_header
 from srcnn.images import IMAGE_SUFFIXES, Picture, atomic_path, image_paths, read_picture, write_picture
+from srcnn.models import DEFAULT_MODEL, model_kind
 from srcnn.plan import RESULT, Job, check_output_file, check_outputs, is_complete, plan_image, sized
 from srcnn.report import Report
 from srcnn.runtime import GraphParts, OrtRunner, check_device, resize_keeps_the_size, upscale_alpha
@@ -49,6 +50,7 @@ def run(
     exporter: str = "torchscript",
     opset: int | None = None,
     weights: Path | None = None,
+    model: str = DEFAULT_MODEL,
     tile: int | None = None,
     ort_resize: OrtResize = "auto",
     onnx_model: Path | None = None,
@@ -64,10 +66,11 @@ def run(
     image_path: a photo or a folder, or several of them (each folder's results mirror it under `output_dir`);
     None: no image (with `save_onnx`, the run only writes the graph). tile: None tiles large outputs only
     (tiling.choose_tile), 0 never tiles, N tiles of N x N output pixels. onnx_model: run this graph instead of the
-    tutorial's model. runs: --check's timed runs per result (default: 1 for a batch, TIMING_RUNS for one photo).
-    An existing, complete result is kept unless `overwrite` (or `check`, which always computes).
+    `model`'s (a srcnn.models name). runs: --check's timed runs per result (default: 1 for a batch, TIMING_RUNS for
+    one photo). An existing, complete result is kept unless `overwrite` (or `check`, which always computes).
     """
     started = time.perf_counter()
+    model_kind(model)  # a name the registry knows, before any work
     check_device(device)
     check_opset(exporter, opset)
     check_tile(tile)
@@ -96,7 +99,7 @@ def run(
         first = read_picture(*jobs)
         jobs = {path: [sized(job, *first.rgb.shape[2:], tile) for job in todo] for path, todo in jobs.items()}
     if jobs or save_onnx:
-        parts = graph_parts(onnx_model, weights, exporter, opset)
+        parts = graph_parts(onnx_model, weights, exporter, opset, model)
         runner = OrtRunner(parts, device, resize=ort_resize, progress=progress)  # refuses before anything is written
         how = RESIZE_WORDS[ort_resize] if len(parts.upsample) > 1 else "as matrix products (the file's only form)"
         log.info("ONNX Runtime on %s, the Resize %s", runner.providers[0], how)
@@ -107,7 +110,7 @@ def run(
         if check and jobs:
             from srcnn.check import Checker  # torch and the tutorial load here, for --check alone
 
-            checker = Checker(weights, device, runs or (1 if batch else TIMING_RUNS))
+            checker = Checker(weights, device, runs or (1 if batch else TIMING_RUNS), model)
         if jobs:  # made and proven to take a file now, not found out after the first photo's compute
             make_output_dir(output_dir)
         if save_onnx is not None:
@@ -179,10 +182,11 @@ def upscale_all(runner: OrtRunner, jobs: dict[Path, list[Job]], first: Picture |
                 skip(report, path, exc, first is None)
 
 
-def graph_parts(onnx_model: Path | None, weights: Path | None, exporter: str, opset: int | None) -> GraphParts:
-    """The graph this run runs: the file given with --onnx as it is, or the tutorial's model from the cache."""
+def graph_parts(onnx_model: Path | None, weights: Path | None, exporter: str, opset: int | None,
+                model: str = DEFAULT_MODEL) -> GraphParts:
+    """The graph this run runs: the file given with --onnx as it is, or `model`'s from the cache."""
     if onnx_model is None:
-        return cache.graph_parts(weights, exporter, opset)
+        return cache.graph_parts(weights, exporter, opset, model)
     from srcnn import graph  # onnx loads here, to check a file given by the user
 
     log.info("running %s as it is (no export)", onnx_model)

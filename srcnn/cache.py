@@ -23,16 +23,17 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-from srcnn.core import DEFAULT_WEIGHTS, PROJECT_ROOT, SrcnnError, check_opset, check_weights_size
+from srcnn.core import PROJECT_ROOT, SrcnnError, check_opset, check_weights_size
+from srcnn.models import DEFAULT_MODEL, MODELS, model_kind
 from srcnn.runtime import GraphParts
 
 log = logging.getLogger("srcnn")
 
 CACHE_FORMAT = 2  # bump when the entry's layout changes
-MODELS = ("tutorial",)  # the models the product can build: today the tutorial's SuperResolutionNet alone
 LIBRARIES = ("torch", "onnx", "onnxscript")  # their versions change what the exporters write
+# the code that defines, writes, cuts, rewrites and stores the graph
 GRAPH_SOURCES = ("srcnn_dynamic.py", "srcnn/core.py", "srcnn/graph.py", "srcnn/rewrite.py", "srcnn/runtime.py",
-                 "srcnn/pytorch.py", "srcnn/cache.py")  # the code that writes, cuts, rewrites and stores the graph
+                 "srcnn/pytorch.py", "srcnn/cache.py", "srcnn/models.py", "srcnn/factor_aware.py")
 PARTS_FILE = "parts.json"  # written last: an entry without it is incomplete
 
 
@@ -42,9 +43,10 @@ def cache_root() -> Path:
     return Path(base) / "srcnn-dynamic"
 
 
-def resolved_weights(weights: Path | None) -> Path | None:
-    """The weights file a run uses: `weights`, else the shipped file, else None (a seeded initialisation)."""
-    return weights if weights is not None else (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
+def resolved_weights(weights: Path | None, model: str = DEFAULT_MODEL) -> Path | None:
+    """The weights file a run uses: `weights`, else the model's shipped file, else None (missing)."""
+    shipped = model_kind(model).weights_path
+    return weights if weights is not None else (shipped if shipped.is_file() else None)
 
 
 def _sha256_of_file(path: Path) -> str:
@@ -75,7 +77,7 @@ def _version(package: str) -> str:
         return "absent"
 
 
-def graph_key(weights: Path | None, exporter: str, opset: int | None, model: str = MODELS[0]) -> str:
+def graph_key(weights: Path | None, exporter: str, opset: int | None, model: str = DEFAULT_MODEL) -> str:
     """The cache key of the graph these settings export: a hex digest over everything that changes it."""
     if model not in MODELS:
         raise SrcnnError(f"model {model!r}: expected one of {', '.join(MODELS)}")
@@ -84,7 +86,7 @@ def graph_key(weights: Path | None, exporter: str, opset: int | None, model: str
     facts = {
         "format": CACHE_FORMAT,
         "model": model,
-        "weights": _weights_digest(resolved_weights(weights)),
+        "weights": _weights_digest(resolved_weights(weights, model)),
         "exporter": exporter,
         "opset": check_opset(exporter, opset),
         "libraries": {name: _version(name) for name in LIBRARIES},
@@ -174,31 +176,31 @@ def _building(key: str) -> Iterator[None]:
 
 
 def graph_parts(weights: Path | None = None, exporter: str = "torchscript", opset: int | None = None,
-                model: str = MODELS[0]) -> GraphParts:
+                model: str = DEFAULT_MODEL) -> GraphParts:
     """The parts of the graph these settings export: from the cache, or exported now (torch) and cached."""
     key = graph_key(weights, exporter, opset, model)
-    if resolved_weights(weights) is None:  # said on every run, not only when the export warns
+    if resolved_weights(weights, model) is None and model_kind(model).tutorial:  # said on every run
         log.warning("no weights (%s is missing, and no --weights given): the graph has a seeded random"
-                    " initialisation; its results are not super-resolved", DEFAULT_WEIGHTS.name)
+                    " initialisation; its results are not super-resolved", model_kind(model).weights)
     try:
         cache_root()
     except RuntimeError as exc:  # no home folder and no XDG_CACHE_HOME: nothing to keep, build in memory
         log.info("no cache folder (%s); building the graph in memory", exc)
-        return _build(weights, exporter, opset)
+        return _build(weights, exporter, opset, model)
     if (parts := load(key)) is not None:
         log.info("using the cached graph %s", cache_root() / key)
         return parts
     with _building(key):
         if (parts := load(key)) is not None:  # another process built it while this one waited
             return parts
-        parts = _build(weights, exporter, opset)
+        parts = _build(weights, exporter, opset, model)
         store(key, parts)
     return parts
 
 
-def _build(weights: Path | None, exporter: str, opset: int | None) -> GraphParts:
-    """Export the tutorial's model with PyTorch and cut it into the parts the runtime runs."""
-    log.info("building the graph (%s exporter; needs PyTorch, once)", exporter)
+def _build(weights: Path | None, exporter: str, opset: int | None, model: str) -> GraphParts:
+    """Export the model with PyTorch and cut it into the parts the runtime runs."""
+    log.info("building the %s model's graph (%s exporter; needs PyTorch, once)", model, exporter)
     from srcnn import graph, pytorch  # torch and onnx load here, only when the graph is not cached
 
-    return graph.graph_parts(pytorch.export(weights, exporter, opset))
+    return graph.graph_parts(pytorch.export(weights, exporter, opset, model))

@@ -9,6 +9,7 @@ import numpy as np
 
 import srcnn_dynamic as sd
 from srcnn.images import Picture
+from srcnn.models import DEFAULT_MODEL
 from srcnn.plan import Job
 from srcnn.pytorch import run_torch, tutorial_factor
 from srcnn.runtime import OrtRunner
@@ -16,11 +17,11 @@ from srcnn.weights import load_model
 
 
 class Checker:
-    """The tutorial's model in PyTorch beside the graph in ONNX Runtime: both results and their parity figures."""
+    """The model in PyTorch beside the graph in ONNX Runtime: both results and their parity figures."""
 
-    def __init__(self, weights: Path | None, device: sd.Device, runs: int) -> None:
+    def __init__(self, weights: Path | None, device: sd.Device, runs: int, model: str = DEFAULT_MODEL) -> None:
         sd.check_device(device)  # PyTorch's side of CUDA, before any work
-        self.model = load_model(weights).to(device)
+        self.model = load_model(weights, model).to(device)
         self.runs = runs
 
     def __call__(self, runner: OrtRunner, picture: Picture, job: Job) -> tuple[np.ndarray, np.ndarray, sd.Comparison]:

@@ -13,6 +13,7 @@ from srcnn.core import (DEFAULT_FACTORS, DEFAULT_IMAGE, DEVICES, EXIT_CRASH, EXI
                         EXIT_USAGE, EXPORTERS, MIN_FACTOR, MIN_OPSET, ORT_RESIZES, PARITY_ATOL, TIMING_RUNS, Factor,
                         OneLineErrorParser)
 from srcnn.errors import factor_arg, run_guarded
+from srcnn.models import DEFAULT_MODEL, MODELS
 from srcnn.tiling import DEFAULT_TILE, TILE_ABOVE_PIXELS
 
 DESCRIPTION = """\
@@ -83,9 +84,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     what.add_argument("--overwrite", action="store_true",
                       help="compute results that already exist again (default: keep them, finish the rest)")
     model = parser.add_argument_group("the model")
+    model.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL,
+                       help="; ".join(f"{kind.name}: {kind.about}" for kind in MODELS.values())
+                       + " (default: %(default)s)")
     model.add_argument("--weights", type=Path, metavar="PATH",
                        help="weights to export: a state dict or an mmediting/mmagic SRCNN checkpoint (default: the"
-                       " shipped weights/srcnn_dynamic.pth, trained by train.py)")
+                       " model's shipped weights, " + ", ".join(kind.weights for kind in MODELS.values())
+                       + ", trained by train.py)")
     model.add_argument("--onnx", type=Path, metavar="PATH",
                        help="run this ONNX file as it is instead of the exported model: one written by --save-onnx"
                        " or by python srcnn_dynamic.py (inputs `input` and `factor`)")
@@ -154,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from srcnn.report import finish
 
         report = run(args.image, args.factor, output_dir=args.output_dir, device=args.device,
-                     exporter=args.exporter, opset=args.opset, weights=args.weights, tile=args.tile,
+                     exporter=args.exporter, opset=args.opset, weights=args.weights, model=args.model,
+                     tile=args.tile,
                      ort_resize=args.ort_resize, onnx_model=args.onnx, check=args.check, runs=args.runs,
                      recursive=args.recursive, overwrite=args.overwrite, save_onnx=args.save_onnx,
                      progress=not args.quiet)

@@ -25,10 +25,12 @@ REWRITES: dict[str, Callable[[onnx.ModelProto], onnx.ModelProto]] = {
 # The tutorial's convolutions (SuperResolutionNet): conv1 9x9 3->64, conv2 1x1 64->32, conv3 5x5 32->3.
 CONV_WEIGHT_SHAPES = ((64, 3, 9, 9), (32, 64, 1, 1), (3, 32, 5, 5))
 MAX_ONNX_BYTES = 16 * 2**20  # the exported model is 80 KB: a larger file is not this project's
-# Every operator of this project's graphs, as both exporters write them and in each Resize form (the --save-onnx file
-# holds the matmul form): anything else (a Loop, a Tile, an If) is not this project's, and may never end.
-OPERATORS = frozenset({"Add", "Cast", "Constant", "Conv", "Div", "Equal", "Floor", "Gather", "MatMul", "Max", "Min",
-                       "Mul", "Range", "Relu", "Reshape", "Resize", "Shape", "Sub", "Transpose"})
+# Every operator of this project's graphs, of both models, as both exporters write them and in each Resize form (the
+# --save-onnx file holds the matmul form): anything else (a Loop, a Tile, an If) is not this project's, and may never
+# end. Concat, Gemm, Log, Reciprocal, Slice and Split: the factor-aware model's conditioning.
+OPERATORS = frozenset({"Add", "Cast", "Concat", "Constant", "Conv", "Div", "Equal", "Floor", "Gather", "Gemm", "Log",
+                       "MatMul", "Max", "Min", "Mul", "Range", "Reciprocal", "Relu", "Reshape", "Resize", "Shape",
+                       "Slice", "Split", "Sub", "Transpose"})
 
 
 def is_fast_form(proto: onnx.ModelProto) -> bool:
@@ -122,12 +124,21 @@ def form_session(proto: onnx.ModelProto, device: Device = "cpu", *, resize: str 
     return create_session(rewritten(proto, resize).SerializeToString(), device, threads)
 
 
+def conditioned(proto: onnx.ModelProto) -> bool:
+    """Whether the factor reaches the convolutions: nodes besides the Resize (or the rewrite's nodes that replace
+    it) read `factor`, as the factor-aware model's conditioning does."""
+    return any(INPUT_NAMES[1] in n.input for n in proto.graph.node
+               if n.op_type != "Resize" and not n.name.startswith(REWRITE_PREFIX))
+
+
 def split_before_convs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
-    """(input, factor) -> upsampled, and upsampled -> output: the checked graph cut at its first Conv's input."""
+    """(input, factor) -> upsampled, and upsampled (with factor, when it reaches the convolutions) -> output: the
+    checked graph cut at its first Conv's input."""
     upsampled = next(n.input[0] for n in proto.graph.node if n.op_type == "Conv")
     extractor = onnx.utils.Extractor(onnx.shape_inference.infer_shapes(proto))
+    refine_inputs = [upsampled, INPUT_NAMES[1]] if conditioned(proto) else [upsampled]
     return (extractor.extract_model(list(INPUT_NAMES), [upsampled]),
-            extractor.extract_model([upsampled], [OUTPUT_NAME]))
+            extractor.extract_model(refine_inputs, [OUTPUT_NAME]))
 
 
 def graph_parts(proto: onnx.ModelProto) -> GraphParts:

@@ -146,10 +146,12 @@ class OrtRunner:
         """(N, 3, H, W) float32 -> (N, 3, floor(H*fh), floor(W*fw)), unclamped."""
         upsampled = self.upsample(image, factor)  # (N, 3, H', W')
         refine_session = self._session("refine")
-        name = refine_session.get_inputs()[0].name
+        names = [i.name for i in refine_session.get_inputs()]
+        # a factor-aware model's convolutions take the factor too: the same for every tile
+        steering = {names[1]: factor_input(factor)} if len(names) > 1 else {}
 
         def refine(crop: np.ndarray) -> np.ndarray:
-            return refine_session.run(None, {name: np.ascontiguousarray(crop)})[0]
+            return refine_session.run(None, {names[0]: np.ascontiguousarray(crop), **steering})[0]
 
         if tile is None:
             return refine(upsampled)

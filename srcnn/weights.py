@@ -10,11 +10,12 @@ import srcnn_dynamic as sd
 from srcnn.cache import resolved_weights
 from srcnn.core import check_weights_size
 from srcnn.images import atomic_path
+from srcnn.models import DEFAULT_MODEL, model_kind
 
 
-def state_dict_problems(state_dict: dict[str, torch.Tensor]) -> list[str]:
+def state_dict_problems(state_dict: dict[str, torch.Tensor], model: str = DEFAULT_MODEL) -> list[str]:
     """Every missing, unexpected or wrongly shaped tensor, named; empty when the weights fit the model."""
-    expected = sd.SuperResolutionNet().state_dict()
+    expected = model_kind(model).build().state_dict()
     missing, unexpected = sorted(set(expected) - set(state_dict)), sorted(set(state_dict) - set(expected))
     problems = [f"missing {', '.join(missing)}"] if missing else []
     problems += [f"unexpected {', '.join(unexpected)}"] if unexpected else []
@@ -24,18 +25,29 @@ def state_dict_problems(state_dict: dict[str, torch.Tensor]) -> list[str]:
     ]
 
 
-def load_model(weights: Path | None) -> sd.SuperResolutionNet:
-    """sd.build_model from `weights` (None: the shipped weights if present, else a seeded initialisation)."""
-    weights = resolved_weights(weights)  # the rule the graph cache keys by
-    if weights is None:
+def load_model(weights: Path | None, model: str = DEFAULT_MODEL) -> torch.nn.Module:
+    """The model `model` (a srcnn.models name) in eval mode with `weights` (None: its shipped weights; for the
+    tutorial's model, a seeded initialisation when they are missing, as the tutorial does)."""
+    kind = model_kind(model)
+    weights = resolved_weights(weights, model)  # the rule the graph cache keys by
+    if weights is None and kind.tutorial:
         return sd.build_model(None)
+    if weights is None:
+        raise sd.SrcnnError(f"the {kind.name} model has no weights: {kind.weights} is missing (python train.py"
+                            f" --model {kind.name} --out {kind.weights} trains them)")
     check_weights_size(weights)
     state_dict = sd.load_state_dict(weights)
-    if problems := state_dict_problems(state_dict):
-        raise sd.SrcnnError(f"weights file {weights} does not fit SuperResolutionNet: {'; '.join(problems)}")
-    model = sd.build_model(state_dict)
+    if problems := state_dict_problems(state_dict, model):
+        raise sd.SrcnnError(f"weights file {weights} does not fit the {kind.name} model ({kind.cls}):"
+                            f" {'; '.join(problems)}")
+    if kind.tutorial:
+        network = sd.build_model(state_dict)
+    else:
+        network = kind.build()
+        network.load_state_dict(state_dict)  # strict; every name and shape was checked above
+        network.eval()
     sd.log.info("loaded weights from %s", weights)
-    return model
+    return network
 
 
 def save_state_dict(state_dict: dict[str, torch.Tensor], path: Path) -> None:

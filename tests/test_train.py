@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import sys
@@ -14,7 +15,7 @@ import torch
 
 import srcnn_dynamic as sd
 import train
-from srcnn import data, weights
+from srcnn import data, models, weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 import plot_training  # noqa: E402
@@ -80,7 +81,7 @@ def test_batches_pair_the_upsampled_input_with_its_target(mix_factors) -> None:
     recipe = train.Recipe(patch=24, batch_size=6, mix_factors=mix_factors, min_rescale=0.5, soft_fraction=0.5,
                           photos=("coins",))
     sampler = train.PatchSampler([data.load_photo_tensor("coins")], recipe, seed=1)
-    inputs, targets, soft = sampler.batch()
+    inputs, targets, soft, _ = sampler.batch()
     assert inputs.shape == targets.shape == (6, 3, 24, 24), f"{tuple(inputs.shape)}, {tuple(targets.shape)}"
     assert soft.shape == (6,) and soft.dtype == torch.bool, f"one soft flag per patch: {soft}"
     error = float((inputs - targets).abs().mean())
@@ -93,8 +94,8 @@ def test_full_context_adds_the_halo_around_the_same_patches() -> None:
     recipe = train.Recipe(patch=24, batch_size=4, full_context=True, photos=("coins",))
     photos = [data.load_photo_tensor("coins")]
     halo = train.model_halo(sd.SuperResolutionNet())
-    inputs, targets, _ = train.PatchSampler(photos, recipe, seed=1, context=halo).batch()
-    plain_inputs, plain_targets, _ = train.PatchSampler(photos, recipe, seed=1).batch()
+    inputs, targets, _, _ = train.PatchSampler(photos, recipe, seed=1, context=halo).batch()
+    plain_inputs, plain_targets, _, _ = train.PatchSampler(photos, recipe, seed=1).batch()
     assert inputs.shape == (4, 3, 24 + 2 * halo, 24 + 2 * halo), f"{tuple(inputs.shape)}"
     assert torch.equal(train.centre_crop(inputs, 24), plain_inputs), "the context must surround the same patch"
     assert torch.equal(targets, plain_targets)
@@ -121,8 +122,8 @@ def test_soft_max_factor_at_the_largest_factor_leaves_batches_as_they_were() -> 
     photos = [data.load_photo_tensor("coins")]
     unlimited = dataclasses.replace(recipe, soft_max_factor=math.inf)
     for seed in range(8):  # one factor per batch: some of the eight draw factors above x2.5
-        default_inputs, default_targets, default_soft = train.PatchSampler(photos, recipe, seed=seed).batch()
-        inputs, targets, soft = train.PatchSampler(photos, unlimited, seed=seed).batch()
+        default_inputs, default_targets, default_soft, _ = train.PatchSampler(photos, recipe, seed=seed).batch()
+        inputs, targets, soft, _ = train.PatchSampler(photos, unlimited, seed=seed).batch()
         assert torch.equal(default_inputs, inputs) and torch.equal(default_targets, targets), f"seed {seed}"
         assert torch.equal(default_soft, soft), f"seed {seed}"
 
@@ -170,7 +171,8 @@ def test_batches_draw_only_the_recipes_factors(mix_factors: bool) -> None:
 
 
 @pytest.mark.parametrize(("factors", "expected"), [(train.FACTOR_CHOICES, data.EVAL_FACTORS), ((4.0,), ("4",)),
-                                                   ((2.0, 3.0), ("2", "2.5", "3")), ((2.25,), data.EVAL_FACTORS)])
+                                                   ((2.0, 3.0), ("2", "2.5", "3")), ((2.25,), data.EVAL_FACTORS),
+                                                   (train.CONDITIONED_FACTOR_CHOICES, ("1.5", *data.EVAL_FACTORS))])
 def test_validation_uses_the_evaluation_factors_trained_on(factors, expected) -> None:
     assert train.validation_factors(train.Recipe(factors=factors)) == expected
 
@@ -292,6 +294,34 @@ def test_a_few_training_steps_are_reproducible(tmp_path, full_context, ema_decay
     train.identity_init(start)
     result_model = weights.load_model(tmp_path / "a.pth")  # loads through the application's own checks
     assert result_model.conv1.weight.shape == start.conv1.weight.shape
+
+
+def test_the_factor_aware_model_starts_as_the_tutorials_and_trains_on_the_factor(tmp_path) -> None:
+    """It starts from the tutorial's shipped network (its conditioning at zero), its batches carry their factor,
+    and a step moves the conditioning: the factor reaches the filters. A short run writes weights that load."""
+    recipe = dataclasses.replace(TINY, factors=(1.5, 3.0), ema_decay=0.0)
+    model = models.MODELS["factor-aware"].build()
+    train.start_from_tutorial(model)
+    image, factor = torch.rand(1, 3, 12, 10), sd.Factor(1.5, 2.0).tensor()
+    with torch.no_grad():
+        same = model(image, factor) - sd.build_model(sd.load_state_dict(sd.DEFAULT_WEIGHTS))(image, factor)
+    assert float(same.abs().max()) == 0.0, "untrained, the factor-aware network is the tutorial's"
+    inputs, targets, soft, factors = train.PatchSampler([data.load_photo_tensor("coins")], recipe, seed=1).batch()
+    assert len(set(factors.tolist())) == 1 and float(factors[0]) in recipe.factors, factors
+    batch_factor = sd.Factor(float(factors[0]), float(factors[0])).tensor()
+    train.train_step(functools.partial(model.refine, factor=batch_factor), train.make_optimizer(model, recipe, 1e-3),
+                     inputs, targets, soft, train.loss_function(recipe), None)
+    moved = float(model.condition[2].weight.abs().max())
+    assert moved > 0, "a step must move the conditioning's last layer off zero"
+    train.train(steps=2, out=tmp_path / "fa.pth", recipe=recipe, model_name="factor-aware",
+                validation_photos=("microaneurysms",), validate_every=2, progress=False)
+    assert isinstance(weights.load_model(tmp_path / "fa.pth", "factor-aware"), type(model))
+
+
+def test_a_factor_aware_model_refuses_a_factor_per_patch(tmp_path) -> None:
+    with pytest.raises(sd.SrcnnError, match="one factor per batch"):
+        train.train(steps=1, out=tmp_path / "x.pth", recipe=dataclasses.replace(TINY, mix_factors=True),
+                    model_name="factor-aware", progress=False)
 
 
 def test_the_average_of_the_weights_is_validated_and_kept(tmp_path, monkeypatch) -> None:

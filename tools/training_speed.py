@@ -54,7 +54,7 @@ def time_case(sampler: train.PatchSampler, device: torch.device, channels_last: 
     loss_fn = train.loss_function(sampler.recipe)  # once, outside the timed steps
     times = []
     for i in range(WARMUP + steps):
-        inputs, targets, soft = sampler.batch()
+        inputs, targets, soft, _ = sampler.batch()
         inputs, targets = (t.to(device, memory_format=layout) for t in (inputs, targets))
         soft = soft.to(device)
         if device.type == "cuda":
