@@ -57,7 +57,7 @@ OUT_FOLDER = Path("outputs")  # --out's default is the model's weights file name
 WEIGHTS_SUFFIXES = (".pth", ".pt")  # --out must end in one: `--out train.py` would replace a source file
 STEPS = 54_000  # the default run: 45 to 55 minutes on a 2-core CPU (docs/training.md names it)
 # the factor-aware model's default run: it starts from the tutorial's trained network, and each step costs more
-CONDITIONED_STEPS = 30_000
+CONDITIONED_STEPS = 20_000
 MAX_BATCH_SIZE = 4096  # 64x64 patches: about 2 GB of activations at this size; beyond it, memory runs out
 LEARNING_RATE = 3e-4  # Adam, cosine-decayed to LEARNING_RATE * FINAL_LR_FRACTION; 1e-3: 0.19 dB less (docs/training.md)
 FINAL_LR_FRACTION = 0.01
