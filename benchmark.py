@@ -3,13 +3,15 @@
     python benchmark.py                  # CPU: 256x256 x3, 540x960 x4 (to 4K UHD), 1024x1024 x2
     python benchmark.py --device cuda    # PyTorch CUDA vs ONNX Runtime CUDA with I/O binding (TF32 off)
     python benchmark.py --case 256x256x3 --runs 3
+    python benchmark.py --model factor-aware  # one model (default: every model, side by side)
 
 Each configuration runs in its own worker process, so its peak memory (the process's peak resident set, as
 the operating system reports it) is its own. Times are medians of --runs runs after one warm-up run. GFLOP/s
 counts the useful work: the multiply-adds of the three convolutions at the output size (20,000 per output
 pixel) and of the separable bicubic resize (4 taps along each axis), two FLOPs each; tiles recompute a small
 halo that is not counted. The reference for the machine's speed is a float32 matrix product (torch.mm) measured
-in the same run with the same threads. Every output is compared with PyTorch eager's.
+in the same run with the same threads. Every output is compared with PyTorch eager's (of the same model), and each
+model's ONNX Runtime time with the tutorial's model's, measured in the same run.
 
 Configurations:
   PyTorch eager     model(x, factor) under torch.inference_mode(), untiled: the baseline
@@ -43,6 +45,7 @@ import srcnn_dynamic as sd
 from srcnn.errors import run_guarded
 from srcnn import graph
 from srcnn.images import read_picture
+from srcnn.models import DEFAULT_MODEL, MODELS
 from srcnn.pytorch import run_torch
 from srcnn.runtime import OrtRunner, resize_form, run_session
 from srcnn.tiling import choose_tile
@@ -117,6 +120,7 @@ class Measurement:
     peak_mb: float  # peak resident set over the whole worker
     gpu_peak_mb: float | None  # PyTorch's CUDA allocator peak; None where not measurable
     output: str  # .npy file of the last output
+    model: str = DEFAULT_MODEL  # a srcnn.models name
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -151,8 +155,8 @@ def timed_after_warmup(fn: Callable[[], object], runs: int,
     return sd.timed(synced, runs)
 
 
-def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weights: Path, threads: int,
-            runs: int, output: Path) -> Measurement:
+def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weights: Path | None, model: str,
+            threads: int, runs: int, output: Path) -> Measurement:
     torch.set_num_threads(threads)
     image = case.image()  # (1, 3, H, W)
     sync: Callable[[], None] = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -161,15 +165,15 @@ def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weig
         tile = None
     gpu_peak = None
     if config.startswith("pytorch"):
-        model = load_model(weights).to(device)
+        network = load_model(weights, model).to(device)
         x, factor = torch.from_numpy(image).to(device), case.factor.tensor(device)
         if config == "pytorch":
             def fn() -> torch.Tensor:
                 with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=sd.CUDA_ALLOW_TF32):
-                    return model(x, factor)
+                    return network(x, factor)
         else:
             def fn() -> np.ndarray:
-                return run_torch(model, x, case.factor, tile)
+                return run_torch(network, x, case.factor, tile)
         idle = peak_rss_mb()
         result, ms = timed_after_warmup(fn, runs, sync)
         out = result.cpu().numpy() if isinstance(result, torch.Tensor) else result
@@ -194,7 +198,7 @@ def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weig
         result, ms = timed_after_warmup(fn, runs)  # run_with_iobinding returns after the GPU is done
         out = result if isinstance(result, np.ndarray) else result()
     np.save(output, out)
-    return Measurement(config, case.name, tile, ms, idle, peak_rss_mb(), gpu_peak, str(output))
+    return Measurement(config, case.name, tile, ms, idle, peak_rss_mb(), gpu_peak, str(output), model)
 
 
 def _io_binding_runner(session: ort.InferenceSession, image: np.ndarray, factor: sd.Factor) -> Callable[[], object]:
@@ -216,7 +220,8 @@ def worker_main(spec: str) -> int:
     args = json.loads(spec)
     measurement = measure(
         args["config"], Case.parse(args["case"]), device=args["device"], onnx_path=Path(args["onnx"]),
-        weights=Path(args["weights"]), threads=args["threads"], runs=args["runs"], output=Path(args["output"]),
+        weights=Path(args["weights"]) if args["weights"] else None, model=args["model"], threads=args["threads"],
+        runs=args["runs"], output=Path(args["output"]),
     )
     print(json.dumps(asdict(measurement)))
     return 0
@@ -241,17 +246,17 @@ def matmul_gflops(device: sd.Device, threads: int, side: int = MATMUL_SIDE, runs
     return 2.0 * side**3 / (ms / 1e3) / 1e9
 
 
-def run_worker(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weights: Path, threads: int,
-               runs: int, folder: Path) -> Measurement:
+def run_worker(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weights: Path | None, model: str,
+               threads: int, runs: int, folder: Path) -> Measurement:
     spec = {
         "config": config, "case": f"{case.height}x{case.width}x{case.factor.tag}", "device": device,
-        "onnx": str(onnx_path), "weights": str(weights), "threads": threads, "runs": runs,
-        "output": str(folder / f"{config}_{case.height}x{case.width}x{case.factor.tag}.npy"),
+        "onnx": str(onnx_path), "weights": str(weights) if weights else None, "model": model, "threads": threads,
+        "runs": runs, "output": str(folder / f"{model}_{config}_{case.height}x{case.width}x{case.factor.tag}.npy"),
     }
     done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise sd.SrcnnError(f"{CONFIG_LABELS[config]} on {case.name} failed in its worker: {last}")
+        raise sd.SrcnnError(f"{model}: {CONFIG_LABELS[config]} on {case.name} failed in its worker: {last}")
     return Measurement(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
@@ -265,15 +270,27 @@ class Row:
     max_diff: float  # max |output - PyTorch eager's output|
 
 
-def benchmark(cases: Sequence[Case], *, device: sd.Device, threads: int, runs: int, weights: Path,
-              folder: Path, matmul_side: int = MATMUL_SIDE) -> tuple[list[Row], float]:
-    """Every configuration on every case, and the matmul reference; returns the rows and the matmul GFLOP/s."""
-    model = load_model(weights)
-    onnx_path = folder / "srcnn3.onnx"
-    sd.export_onnx(model, onnx_path)  # the tutorial's graph, as shipped
+def benchmark(cases: Sequence[Case], *, device: sd.Device, threads: int, runs: int, weights: Path | None,
+              folder: Path, matmul_side: int = MATMUL_SIDE,
+              model_names: Sequence[str] = (DEFAULT_MODEL,)) -> tuple[list[Row], float]:
+    """Every model's configurations on every case, and the matmul reference; the rows and the matmul GFLOP/s."""
     log.info("measuring float32 matmul throughput (%d^3 torch.mm, %d threads)", matmul_side, threads)
     reference_gflops = matmul_gflops(device, threads, matmul_side)
     configs = CUDA_CONFIGS if device == "cuda" else CPU_CONFIGS
+    rows = []
+    for name in model_names:
+        model = load_model(weights, name)
+        onnx_path = folder / f"{name}.onnx"
+        sd.export_onnx(model, onnx_path)  # the model's graph, as exported
+        rows += _model_rows(name, model, cases, configs, device=device, threads=threads, runs=runs, weights=weights,
+                            folder=folder, onnx_path=onnx_path, reference_gflops=reference_gflops)
+    return rows, reference_gflops
+
+
+def _model_rows(name: str, model: torch.nn.Module, cases: Sequence[Case], configs: Sequence[str], *,
+                device: sd.Device, threads: int, runs: int, weights: Path | None, folder: Path, onnx_path: Path,
+                reference_gflops: float) -> list[Row]:
+    """One model's configurations on every case."""
     rows = []
     for case in cases:
         baseline: Measurement | None = None
@@ -282,9 +299,9 @@ def benchmark(cases: Sequence[Case], *, device: sd.Device, threads: int, runs: i
         for config in configs:
             if config == "pytorch-tiled" and not tiled:
                 continue  # untiled, it is PyTorch eager again
-            log.info("%s: %s", case.name, CONFIG_LABELS[config])
-            m = run_worker(config, case, device=device, onnx_path=onnx_path, weights=weights, threads=threads,
-                           runs=runs, folder=folder)
+            log.info("%s, %s: %s", name, case.name, CONFIG_LABELS[config])
+            m = run_worker(config, case, device=device, onnx_path=onnx_path, weights=weights, model=name,
+                           threads=threads, runs=runs, folder=folder)
             out = np.load(m.output)
             Path(m.output).unlink()
             if baseline is None:
@@ -293,21 +310,29 @@ def benchmark(cases: Sequence[Case], *, device: sd.Device, threads: int, runs: i
             gflops = case.flops(model) / (m.median_ms / 1e3) / 1e9
             rows.append(Row(case, m, baseline.median_ms / m.median_ms, gflops, gflops / reference_gflops,
                             float(np.max(np.abs(out - baseline_out)))))
-    return rows, reference_gflops
+    return rows
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    header = ("case", "runtime", "tiles", "median ms", "vs PyTorch", "GFLOP/s", "of matmul", "peak MB", "idle MB",
-              "max |diff|")
+    header = ("model", "case", "runtime", "tiles", "median ms", "vs PyTorch", "GFLOP/s", "of matmul", "peak MB",
+              "idle MB", "max |diff|")
     lines = []
     for r in rows:
         m = r.measurement
         peak = f"{m.peak_mb:.0f}" + (f" (GPU {m.gpu_peak_mb:.0f})" if m.gpu_peak_mb is not None else "")
         lines.append((
-            r.case.name, CONFIG_LABELS[m.config], str(m.tile) if m.tile else "-", f"{m.median_ms:.1f}",
+            m.model, r.case.name, CONFIG_LABELS[m.config], str(m.tile) if m.tile else "-", f"{m.median_ms:.1f}",
             f"{r.speedup:.2f}x", f"{r.gflops:.0f}", f"{r.of_matmul:.0%}", peak, f"{m.idle_mb:.0f}", f"{r.max_diff:.1e}",
         ))
-    return sd.render_table(header, lines, left=3)
+    return sd.render_table(header, lines, left=4)
+
+
+def model_costs(rows: Sequence[Row]) -> list[str]:
+    """Each model's ONNX Runtime time over the tutorial's model's on each case, both measured in this run."""
+    ort = {(r.measurement.model, r.case.name): r.measurement.median_ms for r in rows if r.measurement.config == "ort"}
+    tutorial = next(kind.name for kind in MODELS.values() if kind.tutorial)
+    return [f"{model} on {case}: ONNX Runtime {ms / ort[tutorial, case]:.2f}x the {tutorial} model's time"
+            for (model, case), ms in ort.items() if model != tutorial and (tutorial, case) in ort]
 
 
 def cpu_name() -> str:
@@ -347,9 +372,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=RUNS, metavar="N", help="timed runs per figure (default: %(default)s)")
     parser.add_argument("--matmul-side", type=int, default=MATMUL_SIDE, metavar="N",
                         help="side of the reference torch.mm (default: %(default)s; smaller only for quick checks)")
-    parser.add_argument("--weights", type=Path, default=sd.DEFAULT_WEIGHTS, metavar="PATH",
-                        help="state dict to benchmark (default: the shipped weights)")
+    parser.add_argument("--model", choices=MODELS, action="append",
+                        help="repeatable (default: every model: " + ", ".join(MODELS) + ")")
+    parser.add_argument("--weights", type=Path, metavar="PATH",
+                        help="with one --model: this state dict instead of its shipped weights")
     args = parser.parse_args(argv)
+    args.model = list(dict.fromkeys(args.model or MODELS))
+    if args.weights is not None and len(args.model) != 1:
+        parser.error(f"--weights {args.weights}: name the one --model they are for")
     if min(args.threads, args.runs, args.matmul_side) < 1:
         parser.error("--threads, --runs and --matmul-side must be positive")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -364,10 +394,13 @@ def run(args: argparse.Namespace) -> int:
     sd.check_device(args.device)
     with tempfile.TemporaryDirectory(prefix="srcnn-benchmark-") as folder:
         rows, reference = benchmark(cases, device=args.device, threads=args.threads, runs=args.runs,
-                                    weights=args.weights, folder=Path(folder), matmul_side=args.matmul_side)
+                                    weights=args.weights, folder=Path(folder), matmul_side=args.matmul_side,
+                                    model_names=args.model)
     print(describe_machine(args.device, args.threads, reference, args.matmul_side))
     print(f"median of {args.runs} runs after {WARMUP_RUNS} warm-up; peak/idle MB: the worker process's resident set")
     print(format_table(rows))
+    for line in model_costs(rows):
+        print(line)
     if bad := [r for r in rows if r.max_diff > sd.PARITY_ATOL]:
         log.error("%d configuration(s) differ from PyTorch eager by more than %g", len(bad), sd.PARITY_ATOL)
         return sd.EXIT_MISMATCH

@@ -1,14 +1,15 @@
 """Evaluate the SRCNN against plain bicubic: Y-PSNR and SSIM at several factors, in PyTorch and ONNX Runtime.
 
-    python evaluate.py                          # the validation photos at x2, x2.5, x3, x4 (the README's table),
-                                                # then the soft case: the same photos blurred before degradation
+    python evaluate.py                          # every model on the validation photos at x1.5 to x4 (the README's
+                                                # table), then the soft case: the photos blurred before degradation
+    python evaluate.py --model factor-aware     # one model
     python evaluate.py --images DIR             # any folder of images, e.g. your own test set
     python evaluate.py --figure docs/face_sr.png
 
 Each high-resolution image is cropped to sides that are multiples of the factor and degraded by antialiased
-bicubic downsampling to 8 bits (srcnn.data.make_pair). Bicubic is the model's own first stage (the Resize alone);
-SRCNN is the whole model, run in PyTorch and through the exported ONNX model with ONNX Runtime, which must
-agree within ORT_PSNR_TOLERANCE. PSNR and SSIM are measured on BT.601 luma with ceil(factor) border pixels
+bicubic downsampling to 8 bits (srcnn.data.make_pair). Bicubic is the models' own first stage (the Resize alone);
+each model (srcnn.models, side by side) runs whole in PyTorch and through its exported ONNX model in ONNX Runtime,
+which must agree within ORT_PSNR_TOLERANCE. PSNR and SSIM are measured on BT.601 luma with ceil(factor) border pixels
 cropped, the convention of the super-resolution literature. Each factor's row names its worst image: a model
 that wins on average can still lose on one picture. The soft case blurs the validation photos
 (data.SOFT_SIGMA) before degrading them, as an old or out-of-focus photo is: there, sharpening can only lose.
@@ -31,11 +32,12 @@ import torch
 
 import srcnn.startup  # noqa: F401, I001 - first: a signal while the libraries load exits quietly
 import srcnn_dynamic as sd
-from srcnn import data
+from srcnn import data, models
 from srcnn.errors import factor_arg, run_guarded
 from srcnn.graph import graph_parts
 from srcnn.headers import read_header
 from srcnn.images import IMAGE_SUFFIXES, image_paths, read_picture, write_image
+from srcnn.models import MODELS
 from srcnn.plan import check_output_file
 from srcnn.pytorch import export, run_torch, tutorial_factor
 from srcnn.runtime import OrtRunner
@@ -59,6 +61,8 @@ FIGURE_ZOOM = 2
 FIGURE_DETAIL = (slice(86, 110), slice(92, 164))  # rows, columns of face.png: the eyes, 24 x 72 pixels
 FIGURE_DETAIL_ZOOM = 4  # 72 x 4 = 288 = FIGURE_CROP's width x FIGURE_ZOOM: the detail fills its column
 FIGURE_FACTORS = ("3", "4")
+# the table's factors: x1.5, where a model that cannot see the factor over-sharpens, then the training range
+TABLE_FACTORS = ("1.5", *data.EVAL_FACTORS)
 
 
 @dataclass(frozen=True)
@@ -187,28 +191,33 @@ def evaluate(
     return sorted(rows, key=lambda row: factors.index(row.factor))  # stable: images in order within a factor
 
 
-def format_table(rows: Sequence[Row], per_image: bool) -> str:
-    """Mean scores per factor; with per_image, a row per image before each mean."""
-    header = ("factor", "images", "bicubic PSNR", "SSIM", "SRCNN PSNR", "SSIM", "gain", "worst gain",
-              "ONNX Runtime PSNR")
+def format_table(rows_by_model: dict[str, Sequence[Row]], per_image: bool) -> str:
+    """Mean scores per factor, bicubic then each model side by side (its PSNR, SSIM, gain over bicubic and worst
+    image's gain), and the largest ONNX Runtime - PyTorch PSNR difference of the row; with per_image, a row per image
+    before each mean."""
+    header = ["factor", "images", "bicubic PSNR", "SSIM"]
+    for name in rows_by_model:
+        header += [f"{name} PSNR", "SSIM", "gain", "worst gain"]
+    header.append("max |ORT - PyTorch|")
+    first = next(iter(rows_by_model.values()))
     table = []
-    for factor in dict.fromkeys(r.factor for r in rows):
-        group = [r for r in rows if r.factor == factor]
-        labelled = [(r.image, [r]) for r in group] if per_image else []
-        labelled.append((f"mean of {len(group)}" if per_image else str(len(group)), group))
-        for label, members in labelled:
-            worst = min(members, key=lambda r: r.gain)
-            table.append((
-                f"x{factor.tag}",
-                label,
-                f"{np.mean([r.bicubic.psnr for r in members]):.2f} dB",
-                f"{np.mean([r.bicubic.ssim for r in members]):.4f}",
-                f"{np.mean([r.srcnn.psnr for r in members]):.2f} dB",
-                f"{np.mean([r.srcnn.ssim for r in members]):.4f}",
-                f"{np.mean([r.gain for r in members]):+.2f} dB",
-                f"{worst.gain:+.2f} dB" + (f" {worst.image}" if len(members) > 1 else ""),
-                f"{np.mean([r.ort_psnr for r in members]):.2f} dB",
-            ))
+    for factor in dict.fromkeys(r.factor for r in first):
+        group = {name: [r for r in rows if r.factor == factor] for name, rows in rows_by_model.items()}
+        images = [r.image for r in group[next(iter(group))]]
+        labelled = [([image], image) for image in images] if per_image else []
+        labelled.append((images, f"mean of {len(images)}" if per_image else str(len(images))))
+        for chosen, label in labelled:
+            members = {name: [r for r in rows if r.image in chosen] for name, rows in group.items()}
+            some = next(iter(members.values()))
+            line = [f"x{factor.tag}", label, f"{np.mean([r.bicubic.psnr for r in some]):.2f} dB",
+                    f"{np.mean([r.bicubic.ssim for r in some]):.4f}"]
+            for rows in members.values():
+                worst = min(rows, key=lambda r: r.gain)
+                line += [f"{np.mean([r.srcnn.psnr for r in rows]):.2f} dB",
+                         f"{np.mean([r.srcnn.ssim for r in rows]):.4f}", f"{np.mean([r.gain for r in rows]):+.2f} dB",
+                         f"{worst.gain:+.2f} dB" + (f" {worst.image}" if len(rows) > 1 else "")]
+            line.append(f"{max(abs(r.ort_psnr - r.srcnn.psnr) for rows in members.values() for r in rows):.3f} dB")
+            table.append(line)
     return sd.render_table(header, table, left=2)
 
 
@@ -224,21 +233,21 @@ def _zoom(pixels: np.ndarray, box: tuple[slice, slice], zoom: int) -> np.ndarray
     return cv2.resize(np.ascontiguousarray(pixels[box]), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
 
 
-def face_figure(model: sd.SuperResolutionNet, path: Path) -> None:
-    """Per factor of FIGURE_FACTORS: the face crop as input, bicubic, SRCNN and original with their Y-PSNR, and
-    beneath them the eyes enlarged; the detail's box is outlined on the original."""
+def face_figure(networks: dict[str, torch.nn.Module], path: Path) -> None:
+    """Per factor of FIGURE_FACTORS: the face crop as input, bicubic, each model and the original with their Y-PSNR,
+    and beneath them the eyes enlarged; the detail's box is outlined on the original."""
     face = torch.from_numpy(read_picture(sd.DEFAULT_IMAGE).rgb)
     rows = []
     for text in FIGURE_FACTORS:
         factor = sd.Factor.parse(text)
         lr, hr = data.make_pair(face, factor)
         with torch.inference_mode():
-            sr = model(lr, factor.tensor())
+            results = {name: network(lr, factor.tensor()) for name, network in networks.items()}
         up = bicubic(lr, factor)
         nearest = torch.nn.functional.interpolate(lr, size=hr.shape[2:], mode="nearest")
         panels = [(nearest, f"input {lr.shape[3]}x{lr.shape[2]} (x{text})"),
                   (up, f"bicubic {data.psnr_y(hr, up, factor):.2f} dB"),
-                  (sr, f"SRCNN {data.psnr_y(hr, sr, factor):.2f} dB"),
+                  *((sr, f"{name} {data.psnr_y(hr, sr, factor):.2f} dB") for name, sr in results.items()),
                   (hr, "original")]
         crops, details = [], []
         for image, label in panels:
@@ -260,13 +269,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--images", type=folder_arg, metavar="DIR",
                         help="folder of high-resolution images (default: the validation photos)")
     parser.add_argument("--factor", type=factor_arg, action="append", metavar="F",
-                        help=f"repeatable (default: {', '.join(data.EVAL_FACTORS)})")
-    parser.add_argument("--weights", type=Path, default=sd.DEFAULT_WEIGHTS, metavar="PATH",
-                        help="(default: the shipped weights)")
+                        help=f"repeatable (default: {', '.join(TABLE_FACTORS)})")
+    parser.add_argument("--model", choices=MODELS, action="append",
+                        help="repeatable; side by side in one table (default: every model: "
+                        + ", ".join(MODELS) + ")")
+    parser.add_argument("--weights", type=Path, metavar="PATH",
+                        help="with one --model: these weights instead of its shipped ones")
     parser.add_argument("--per-image", action="store_true", help="a row per image as well as the means")
     parser.add_argument("--figure", type=Path, metavar="PATH", help="also draw the face figure (x3, x4) to PATH")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with tracebacks")
     args = parser.parse_args(argv)
+    args.model = list(dict.fromkeys(args.model or MODELS))
+    if args.weights is not None and len(args.model) != 1:
+        parser.error(f"--weights {args.weights}: name the one --model they are for")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     return run_guarded(lambda: run(args))
@@ -274,30 +289,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Check every path and number, evaluate, print the table; return the exit code."""
-    factors = [tutorial_factor(f) for f in args.factor or map(sd.Factor.parse, data.EVAL_FACTORS)]
+    factors = [tutorial_factor(f) for f in args.factor or map(sd.Factor.parse, TABLE_FACTORS)]
     paths = folder_images(args.images) if args.images else []
     if args.figure:
-        check_output_file(args.figure, "--figure", [args.weights, sd.DEFAULT_IMAGE, *paths])
+        inputs = [args.weights] if args.weights else [models.model_kind(name).weights_path for name in args.model]
+        check_output_file(args.figure, "--figure", [*inputs, sd.DEFAULT_IMAGE, *paths])
         if args.figure.suffix.lower() not in IMAGE_SUFFIXES:
             raise sd.SrcnnError(f"--figure {args.figure}: give an image suffix ({', '.join(IMAGE_SUFFIXES)})")
-    model = load_model(args.weights)  # wrong weights are named before any image is decoded
+    # wrong weights are named before any image is decoded
+    networks = {name: load_model(args.weights, name) for name in args.model}
     validation = [] if args.images else load_images(None)
 
     def images() -> Images:  # a folder's are decoded as reached, once to check, once to measure: one in memory
         return read_images(paths) if args.images else validation
 
     check_images(images(), factors)  # every image large enough for every factor, before any work
-    runner = OrtRunner(graph_parts(export(args.weights)))  # the graph as python -m srcnn runs it
-    rows = evaluate(model, runner, images(), factors)
-    soft_rows = [] if args.images else evaluate(model, runner, soft_images(), factors)
+    rows, soft_rows = {}, {}
+    for name, network in networks.items():
+        runner = OrtRunner(graph_parts(export(args.weights, model_name=name)))  # as python -m srcnn runs it
+        rows[name] = evaluate(network, runner, images(), factors)
+        if not args.images:
+            soft_rows[name] = evaluate(network, runner, soft_images(), factors)
     if args.figure:
-        face_figure(model, args.figure)
+        face_figure(networks, args.figure)
     print(format_table(rows, args.per_image))
     if soft_rows:
         print(f"\nsoft case: the same photos blurred by a {data.SOFT_SIGMA:g}-pixel Gaussian before degradation")
         print(format_table(soft_rows, args.per_image))
-    rows += soft_rows
-    worst = max(rows, key=lambda r: abs(r.ort_psnr - r.srcnn.psnr))
+    every = [r for table in (rows, soft_rows) for model_rows in table.values() for r in model_rows]
+    worst = max(every, key=lambda r: abs(r.ort_psnr - r.srcnn.psnr))
     if abs(worst.ort_psnr - worst.srcnn.psnr) > ORT_PSNR_TOLERANCE:
         log.error("ONNX Runtime PSNR %.3f dB differs from PyTorch %.3f dB on %s at x%s", worst.ort_psnr,
                   worst.srcnn.psnr, worst.image, worst.factor.tag)

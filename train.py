@@ -362,11 +362,17 @@ class TrainResult:
     # x2 ("soft x2": evaluate.py's, the validation photos blurred by data.SOFT_SIGMA first), for the run's record
     detail: list[dict[str, float]]
     precision: str  # "float32" or "bfloat16" (the forward pass; weights and validation are float32)
+    bicubic: dict[str, float] = field(default_factory=dict)  # bicubic's figures, keyed as in `detail`
 
 
 def start_from_tutorial(model: torch.nn.Module) -> None:
-    """Load the tutorial's shipped weights into a model that has its three convolutions (and more, at rest)."""
-    missing, unexpected = model.load_state_dict(sd.load_state_dict(sd.DEFAULT_WEIGHTS), strict=False)
+    """Load the tutorial's shipped weights into a model that has its three convolutions (and more, at rest); a model
+    whose layers differ says how with a method of this name."""
+    state = sd.load_state_dict(sd.DEFAULT_WEIGHTS)
+    if hasattr(model, "start_from_tutorial"):
+        model.start_from_tutorial(state)
+        return
+    missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected and all(not name.startswith("conv") for name in missing), (missing, unexpected)
 
 
@@ -419,19 +425,25 @@ def train(
     kept = model if average is None else average.module
 
     def evaluate_now(step: int, network: torch.nn.Module | None = None) -> tuple[float, float]:
-        """(validation PSNR, soft x2 PSNR) of the kept weights, recorded in `detail`, or of another `network`. In
-        float32 on the CPU, whatever trains: comparable figures."""
+        """(validation PSNR, soft x2 PSNR) of the kept weights, or of another `network`; each factor's figure
+        recorded in `detail` (or, for another network, in `reference`). In float32 on the CPU, whatever trains:
+        comparable figures."""
         cpu_model = copy.deepcopy(kept if network is None else network).float()
         cpu_model = cpu_model.to("cpu", memory_format=torch.contiguous_format).eval()
         sharp = psnr_per_factor(cpu_model, val_set, val_factors)
         soft = psnr_per_factor(cpu_model, soft_set, ("2",))["2"]
+        entry = {f"x{tag}": v for tag, v in sharp.items()} | {"soft x2": soft}
         if network is None:
-            detail.append({"step": step} | {f"x{tag}": v for tag, v in sharp.items()} | {"soft x2": soft})
+            detail.append({"step": step} | entry)
+        else:
+            reference.update(entry)
         return float(np.mean(list(sharp.values()))), soft  # the validation PSNR: the mean over factors and photos
 
     detail: list[dict[str, float]] = []
+    reference: dict[str, float] = {}  # bicubic's figures, per factor and soft
     if kind.tutorial:
         initial_psnr, initial_soft = evaluate_now(0)  # the identity: bicubic's PSNRs
+        reference.update({k: v for k, v in detail[0].items() if k != "step"})
         start_psnr = initial_psnr
     else:
         bicubic = sd.SuperResolutionNet()
@@ -467,7 +479,7 @@ def train(
             log.debug("step %d: validation Y-PSNR %.3f dB", step, psnr)
     save_state_dict(best_state, out)  # atomically: an interrupted run leaves `out` as it was
     return TrainResult(best_psnr, best_step, initial_psnr, time.perf_counter() - start, history, detail,
-                       "float32" if half is None else "bfloat16")
+                       "float32" if half is None else "bfloat16", reference)
 
 
 def machine_name(device: str) -> str:
@@ -490,7 +502,7 @@ def write_history(path: Path, args: argparse.Namespace, recipe: Recipe, result: 
         "recipe": dataclasses.asdict(recipe), "device": machine_name(args.device), "threads": torch.get_num_threads(),
         "precision": result.precision, "torch": torch.__version__, "minutes": round(result.seconds / 60, 1),
         "best_step": result.best_step, "best_psnr": result.best_psnr, "initial_psnr": result.initial_psnr,
-        "history": result.history, "detail": result.detail,
+        "history": result.history, "detail": result.detail, "bicubic": result.bicubic,
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,13 @@ CONDITION_HIDDEN = 32  # the conditioning network's width: 6 -> 32 -> 192 values
 MODULATED = (64, 32)  # the channels of conv1 and conv2, each given a scale and a shift
 
 
+def factor_features(factor: torch.Tensor) -> torch.Tensor:
+    """The factor [1, 1, fh, fw] as the conditioning reads it: (1, 6) = 1/fh, 1/fw, 1/fh^2, 1/fw^2, log fh, log fw."""
+    scales = factor[2:].reshape(1, 2)  # (1, 2): fh, fw
+    inverse = 1.0 / scales
+    return torch.cat([inverse, inverse * inverse, torch.log(scales)], dim=1)
+
+
 class FactorAwareNet(nn.Module):
     """SRCNN 9-1-5 after bicubic upsampling, conv1's and conv2's maps modulated by the factor; RGB in [0, 1]."""
 
@@ -47,10 +54,7 @@ class FactorAwareNet(nn.Module):
 
     def modulation(self, factor: torch.Tensor) -> list[torch.Tensor]:
         """[scale1, shift1, scale2, shift2] for the factor [1, 1, fh, fw]: (1, 64, 1, 1) twice, (1, 32, 1, 1) twice."""
-        scales = factor[2:].reshape(1, 2)  # (1, 2): fh, fw
-        inverse = 1.0 / scales
-        features = torch.cat([inverse, inverse * inverse, torch.log(scales)], dim=1)  # (1, 6)
-        values = self.condition(features)  # (1, 192)
+        values = self.condition(factor_features(factor))  # (1, 192)
         sizes = [size for size in MODULATED for _ in range(2)]  # scale and shift of conv1, then of conv2
         return [v.reshape(1, -1, 1, 1) for v in torch.split(values, sizes, dim=1)]
 

@@ -14,7 +14,7 @@ import torch
 
 import benchmark
 import srcnn_dynamic as sd
-from srcnn import pytorch, weights
+from srcnn import models, pytorch, weights
 
 
 def test_case_parsing() -> None:
@@ -40,8 +40,8 @@ def test_each_configuration_matches_pytorch(config, tmp_path) -> None:
     case = benchmark.Case.parse("40x30x2.5")
     onnx_path = tmp_path / "m.onnx"
     sd.export_onnx(weights.load_model(sd.DEFAULT_WEIGHTS), onnx_path)
-    m = benchmark.measure(config, case, device="cpu", onnx_path=onnx_path, weights=sd.DEFAULT_WEIGHTS, threads=torch.get_num_threads(),
-                          runs=1, output=tmp_path / "out.npy")
+    m = benchmark.measure(config, case, device="cpu", onnx_path=onnx_path, weights=sd.DEFAULT_WEIGHTS,
+                          model="tutorial", threads=torch.get_num_threads(), runs=1, output=tmp_path / "out.npy")
     out = np.load(m.output)
     reference = pytorch.run_torch(weights.load_model(sd.DEFAULT_WEIGHTS), torch.from_numpy(case.image()), case.factor)
     diff = float(np.max(np.abs(out - reference)))
@@ -52,16 +52,19 @@ def test_each_configuration_matches_pytorch(config, tmp_path) -> None:
 
 def test_cli_prints_the_table() -> None:
     done = subprocess.run(
-        [sys.executable, "benchmark.py", "--case", "24x20x2.5", "--runs", "1", "--matmul-side", "256"],
+        [sys.executable, "benchmark.py", "--case", "24x20x2.5", "--runs", "1", "--matmul-side", "256"],  # every model
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
     lines = done.stdout.splitlines()
     assert "GFLOP/s" in lines[0] and "threads" in lines[0], f"machine line: {lines[0]!r}"
-    table = [line for line in lines if line.startswith("24x20 x2.5")]
-    assert [label for label in benchmark.CONFIG_LABELS.values() if any(label in row for row in table)] == [
-        "PyTorch eager", "ORT as exported", "ORT"
-    ], f"rows: {table}"  # a small case is not tiled: no PyTorch tiled row
+    for model in models.MODELS:
+        table = [line for line in lines if line.startswith(f"{model} ") and "24x20 x2.5" in line]
+        assert [label for label in benchmark.CONFIG_LABELS.values() if any(label in row for row in table)] == [
+            "PyTorch eager", "ORT as exported", "ORT"
+        ], f"{model} rows: {table}"  # a small case is not tiled: no PyTorch tiled row
+    costs = [line for line in lines if "the tutorial model's time" in line]
+    assert len(costs) == len(models.MODELS) - 1, f"each other model's ONNX Runtime time against the tutorial's: {lines}"
 
 
 def test_cli_rejects_a_bad_case() -> None:

@@ -1,6 +1,7 @@
 """Draw docs/graphs.png: the ONNX graph of the tutorial's factor.item() attempt beside this project's graph.
 
     python tools/draw_graphs.py [--out PATH]
+    python tools/draw_graphs.py --model factor-aware   # one model's graph (dynamo): docs/graph_factor-aware.png
 
 --out is checked (a folder that takes files, a .png name) before anything is exported, and written whole or not at
 all. Exports both with the TorchScript exporter at opset 11 and draws each graph from the .onnx file itself. The
@@ -10,6 +11,8 @@ all. Exports both with the TorchScript exporter at opset 11 and draws each graph
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import tempfile
 import warnings
@@ -28,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import srcnn.startup  # noqa: F401, E402, I001 - first: a signal while the libraries load exits quietly
 import srcnn_dynamic as sd  # noqa: E402
+from srcnn import models  # noqa: E402
 from srcnn.errors import run_guarded  # noqa: E402
 from srcnn.images import write_image  # noqa: E402
 from srcnn.plan import check_output_file  # noqa: E402
@@ -202,6 +206,22 @@ def draw_panel(model: onnx.ModelProto, title: str) -> np.ndarray:
     return image
 
 
+def draw_model_figure(out: Path, name: str) -> int:
+    """Export one model (srcnn.models; its structure, so its initial weights do) and draw its graph to `out`."""
+    check_output_file(out, "--out", suffixes=(".png",))  # a mistake costs no export
+    kind = models.model_kind(name)
+    with contextlib.redirect_stdout(io.StringIO()):  # the dynamo exporter reports its steps on stdout
+        # dynamo: its constants are initializers, not Constant nodes, so the drawing holds the operators alone
+        proto = sd.export_onnx(kind.build().eval(), None, exporter="dynamo")
+    readers = sorted({n.op_type for n in proto.graph.node if sd.INPUT_NAMES[1] in n.input})
+    panel = draw_panel(proto, f"{name}: factor feeds {', '.join(readers)}")
+    figure = cv2.resize(panel, None, fx=1 / SUPERSAMPLE, fy=1 / SUPERSAMPLE, interpolation=cv2.INTER_AREA)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_image(out, figure)
+    print(f"wrote {out}")
+    return sd.EXIT_OK
+
+
 def draw_figure(out: Path) -> int:
     """Export both models, draw their graphs side by side and write the PNG to `out`; return the exit code."""
     check_output_file(out, "--out", suffixes=(".png",))  # a mistake costs no export
@@ -225,10 +245,15 @@ def draw_figure(out: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = sd.OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "graphs.png", metavar="PATH",
-                        help="the PNG to write (default: docs/graphs.png)")
+    parser.add_argument("--out", type=Path, metavar="PATH",
+                        help="the PNG to write (default: docs/graphs.png, or with --model docs/graph_MODEL.png)")
+    parser.add_argument("--model", choices=models.MODELS,
+                        help="draw this model's exported graph alone (default: the tutorial's figure of two graphs)")
     args = parser.parse_args(argv)
-    return run_guarded(lambda: draw_figure(args.out))
+    if args.model:
+        return run_guarded(lambda: draw_model_figure(args.out or ROOT / "docs" / f"graph_{args.model}.png",
+                                                     args.model))
+    return run_guarded(lambda: draw_figure(args.out or ROOT / "docs" / "graphs.png"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,96 @@
+"""Two ways for the factor to reach the filters, trained alike and measured: why srcnn/factor_aware.py uses FiLM.
+
+    python tools/conditioning_study.py              # 20,000 steps each (about 10 minutes each on 2 cores)
+    python tools/conditioning_study.py --steps 2000
+
+FiLM (srcnn.factor_aware.FactorAwareNet): a small network of the factor scales and shifts conv1's and conv2's maps.
+Mixture (FactorMixtureNet, here): conv2 is two experts whose outputs the factor weighs (a softmax of a small network
+of the factor), which is one 1x1 kernel per factor, mixed: ArbSR's scale-aware kernels in their cheapest form. Both
+start from the tutorial's shipped network and train with train.py's recipe for a factor-aware model; the table
+gives each one's validation gain over bicubic per factor, and on the soft case at x2. docs/training.md has the
+figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import srcnn_dynamic as sd  # noqa: E402
+import train  # noqa: E402
+from srcnn import models  # noqa: E402
+from srcnn.factor_aware import CONDITION_HIDDEN, factor_features  # noqa: E402
+
+EXPERTS = 2  # conv2 twice: +2,048 multiply-adds per output pixel, a tenth of the network's
+EXPERT_NOISE = 0.01  # the experts start as the tutorial's conv2 plus this much noise: identical ones never part
+
+
+class FactorMixtureNet(nn.Module):
+    """SRCNN whose conv2 is EXPERTS kernels mixed by weights the factor gives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=9, padding=4)
+        self.conv2 = nn.Conv2d(64, 32 * EXPERTS, kernel_size=1, padding=0)  # the experts, one after the other
+        self.conv3 = nn.Conv2d(32, 3, kernel_size=5, padding=2)
+        self.relu = nn.ReLU()
+        self.gate = nn.Sequential(nn.Linear(6, CONDITION_HIDDEN), nn.ReLU(), nn.Linear(CONDITION_HIDDEN, EXPERTS))
+        nn.init.zeros_(self.gate[2].weight)  # equal weights at the start
+        nn.init.zeros_(self.gate[2].bias)
+
+    def forward(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        return self.refine(self.upsample(x, factor), factor)
+
+    def upsample(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        return sd.NewInterpolate.apply(x, factor)
+
+    def refine(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(self.gate(factor_features(factor)), dim=1).reshape(1, EXPERTS, 1, 1, 1)
+        x = self.relu(self.conv1(x))  # (N, 64, H', W')
+        experts = self.conv2(x)  # (N, 32 * EXPERTS, H', W')
+        mixed = (experts.reshape(x.shape[0], EXPERTS, 32, *x.shape[2:]) * weights).sum(dim=1)  # (N, 32, H', W')
+        return self.conv3(self.relu(mixed))
+
+    def start_from_tutorial(self, state: dict[str, torch.Tensor]) -> None:
+        """The tutorial's weights (train.start_from_tutorial), conv2 copied into each expert with a little noise."""
+        generator = torch.Generator().manual_seed(sd.SEED)
+        with torch.no_grad():
+            for name in ("conv1", "conv3"):
+                getattr(self, name).weight.copy_(state[f"{name}.weight"])
+                getattr(self, name).bias.copy_(state[f"{name}.bias"])
+            for expert in range(EXPERTS):
+                rows = slice(32 * expert, 32 * (expert + 1))
+                noise = 1 + EXPERT_NOISE * torch.randn(state["conv2.weight"].shape, generator=generator)
+                self.conv2.weight[rows] = state["conv2.weight"] * noise
+                self.conv2.bias[rows] = state["conv2.bias"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=train.CONDITIONED_STEPS)
+    parser.add_argument("--out", type=Path, default=Path("outputs") / "conditioning_study")
+    parser.add_argument("--models", nargs="+", default=["factor-aware", "factor-mixture"],
+                        help="(default: both; train.py --model factor-aware trains the first alike)")
+    args = parser.parse_args()
+    models.MODELS["factor-mixture"] = models.ModelKind(  # a model for this study alone: one registry entry
+        "factor-mixture", "__main__", "FactorMixtureNet", "outputs/conditioning_study/factor-mixture.pth", halo=6,
+        tutorial=False, conditioned=True, about="conv2 as two experts mixed by the factor")
+    recipe = train.recipe_for(models.MODELS["factor-aware"])
+    rows = []
+    for name in args.models:
+        result = train.train(steps=args.steps, out=args.out / f"{name}.pth", recipe=recipe, model_name=name,
+                             progress=False)
+        best = next(d for d in result.detail if d["step"] == result.best_step)
+        rows.append([name, str(result.best_step)] + [f"{best[k] - v:+.2f} dB" for k, v in result.bicubic.items()])
+    header = ["model", "best step", *(f"gain {k}" for k in result.bicubic)]
+    print(sd.render_table(header, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
