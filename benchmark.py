@@ -45,7 +45,7 @@ import srcnn_dynamic as sd
 from srcnn.errors import run_guarded
 from srcnn import graph
 from srcnn.images import read_picture
-from srcnn.models import DEFAULT_MODEL, MODELS
+from srcnn.models import MODELS, TUTORIAL_MODEL
 from srcnn.pytorch import run_torch
 from srcnn.runtime import OrtRunner, resize_form, run_session
 from srcnn.tiling import choose_tile
@@ -120,7 +120,7 @@ class Measurement:
     peak_mb: float  # peak resident set over the whole worker
     gpu_peak_mb: float | None  # PyTorch's CUDA allocator peak; None where not measurable
     output: str  # .npy file of the last output
-    model: str = DEFAULT_MODEL  # a srcnn.models name
+    model: str = TUTORIAL_MODEL  # a srcnn.models name
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -272,7 +272,7 @@ class Row:
 
 def benchmark(cases: Sequence[Case], *, device: sd.Device, threads: int, runs: int, weights: Path | None,
               folder: Path, matmul_side: int = MATMUL_SIDE,
-              model_names: Sequence[str] = (DEFAULT_MODEL,)) -> tuple[list[Row], float]:
+              model_names: Sequence[str] = (TUTORIAL_MODEL,)) -> tuple[list[Row], float]:
     """Every model's configurations on every case, and the matmul reference; the rows and the matmul GFLOP/s."""
     log.info("measuring float32 matmul throughput (%d^3 torch.mm, %d threads)", matmul_side, threads)
     reference_gflops = matmul_gflops(device, threads, matmul_side)

@@ -22,7 +22,7 @@ from srcnn.core import (TIMING_RUNS, Device, Factor, OrtResize, SrcnnError, chec
 from srcnn.errors import is_mistake
 from srcnn.headers import read_header
 from srcnn.images import IMAGE_SUFFIXES, Picture, atomic_path, image_paths, read_picture, write_picture
-from srcnn.models import DEFAULT_MODEL, model_kind
+from srcnn.models import TUTORIAL_MODEL, model_kind
 from srcnn.plan import RESULT, Job, check_output_file, check_outputs, is_complete, plan_image, sized
 from srcnn.report import Report
 from srcnn.runtime import GraphParts, OrtRunner, check_device, resize_keeps_the_size, upscale_alpha
@@ -50,7 +50,7 @@ def run(
     exporter: str = "torchscript",
     opset: int | None = None,
     weights: Path | None = None,
-    model: str = DEFAULT_MODEL,
+    model: str = TUTORIAL_MODEL,
     tile: int | None = None,
     ort_resize: OrtResize = "auto",
     onnx_model: Path | None = None,
@@ -183,7 +183,7 @@ def upscale_all(runner: OrtRunner, jobs: dict[Path, list[Job]], first: Picture |
 
 
 def graph_parts(onnx_model: Path | None, weights: Path | None, exporter: str, opset: int | None,
-                model: str = DEFAULT_MODEL) -> GraphParts:
+                model: str = TUTORIAL_MODEL) -> GraphParts:
     """The graph this run runs: the file given with --onnx as it is, or `model`'s from the cache."""
     if onnx_model is None:
         return cache.graph_parts(weights, exporter, opset, model)

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from srcnn.core import PROJECT_ROOT, SrcnnError, check_opset, check_weights_size
-from srcnn.models import DEFAULT_MODEL, MODELS, model_kind
+from srcnn.models import MODELS, TUTORIAL_MODEL, model_kind
 from srcnn.runtime import GraphParts
 
 log = logging.getLogger("srcnn")
@@ -43,7 +43,7 @@ def cache_root() -> Path:
     return Path(base) / "srcnn-dynamic"
 
 
-def resolved_weights(weights: Path | None, model: str = DEFAULT_MODEL) -> Path | None:
+def resolved_weights(weights: Path | None, model: str = TUTORIAL_MODEL) -> Path | None:
     """The weights file a run uses: `weights`, else the model's shipped file, else None (missing)."""
     shipped = model_kind(model).weights_path
     return weights if weights is not None else (shipped if shipped.is_file() else None)
@@ -77,7 +77,7 @@ def _version(package: str) -> str:
         return "absent"
 
 
-def graph_key(weights: Path | None, exporter: str, opset: int | None, model: str = DEFAULT_MODEL) -> str:
+def graph_key(weights: Path | None, exporter: str, opset: int | None, model: str = TUTORIAL_MODEL) -> str:
     """The cache key of the graph these settings export: a hex digest over everything that changes it."""
     if model not in MODELS:
         raise SrcnnError(f"model {model!r}: expected one of {', '.join(MODELS)}")
@@ -176,7 +176,7 @@ def _building(key: str) -> Iterator[None]:
 
 
 def graph_parts(weights: Path | None = None, exporter: str = "torchscript", opset: int | None = None,
-                model: str = DEFAULT_MODEL) -> GraphParts:
+                model: str = TUTORIAL_MODEL) -> GraphParts:
     """The parts of the graph these settings export: from the cache, or exported now (torch) and cached."""
     key = graph_key(weights, exporter, opset, model)
     if resolved_weights(weights, model) is None and model_kind(model).tutorial:  # said on every run

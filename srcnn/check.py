@@ -9,7 +9,7 @@ import numpy as np
 
 import srcnn_dynamic as sd
 from srcnn.images import Picture
-from srcnn.models import DEFAULT_MODEL
+from srcnn.models import TUTORIAL_MODEL
 from srcnn.plan import Job
 from srcnn.pytorch import run_torch, tutorial_factor
 from srcnn.runtime import OrtRunner
@@ -19,7 +19,7 @@ from srcnn.weights import load_model
 class Checker:
     """The model in PyTorch beside the graph in ONNX Runtime: both results and their parity figures."""
 
-    def __init__(self, weights: Path | None, device: sd.Device, runs: int, model: str = DEFAULT_MODEL) -> None:
+    def __init__(self, weights: Path | None, device: sd.Device, runs: int, model: str = TUTORIAL_MODEL) -> None:
         sd.check_device(device)  # PyTorch's side of CUDA, before any work
         self.model = load_model(weights, model).to(device)
         self.runs = runs

@@ -48,7 +48,8 @@ MODELS: dict[str, ModelKind] = {kind.name: kind for kind in (
               halo=6, tutorial=False, conditioned=True,
               about="SRCNN whose hidden maps the factor scales and shifts (srcnn/factor_aware.py)"),
 )}
-DEFAULT_MODEL = "tutorial"
+TUTORIAL_MODEL = "tutorial"  # what the library's functions build when no model is named: the tutorial's
+DEFAULT_MODEL = "tutorial"  # what the commands and the Python API run when no model is named
 
 
 def model_kind(name: str) -> ModelKind:

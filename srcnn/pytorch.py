@@ -17,7 +17,7 @@ import torch
 
 import srcnn_dynamic as sd
 from srcnn.core import Factor
-from srcnn.models import DEFAULT_MODEL, MODELS
+from srcnn.models import MODELS, TUTORIAL_MODEL
 from srcnn.tiling import refine_in_tiles
 from srcnn.weights import load_model
 
@@ -35,7 +35,7 @@ def model_halo(model: torch.nn.Module) -> int:
 
 
 def export(weights: Path | None, exporter: sd.Exporter = "torchscript", opset: int | None = None,
-           model_name: str = DEFAULT_MODEL) -> onnx.ModelProto:
+           model_name: str = TUTORIAL_MODEL) -> onnx.ModelProto:
     """A model (srcnn.models) with `weights` (None: its shipped ones), exported as the tutorial exports its own,
     checked."""
     model = load_model(weights, model_name)

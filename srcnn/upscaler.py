@@ -18,6 +18,7 @@ import numpy as np
 
 from srcnn import cache
 from srcnn.core import DEVICES, MAX_OUTPUT_PIXELS, Device, Factor, SrcnnError, check_output_size
+from srcnn.models import DEFAULT_MODEL, model_kind
 from srcnn.runtime import OrtRunner, check_device, upscale_alpha
 from srcnn.tiling import MAX_TILED_OUTPUT_PIXELS, check_tile, choose_tile
 
@@ -26,13 +27,13 @@ class Upscaler:
     """An SRCNN upscaler: `Upscaler(...)(image, factor)`. Its ONNX Runtime sessions are made on the first call
     (and again after unpickling), never pickled: the object itself is a few settings."""
 
-    def __init__(self, model: str = "tutorial", device: Device = "cpu", threads: int = 0, *,
+    def __init__(self, model: str = DEFAULT_MODEL, device: Device = "cpu", threads: int = 0, *,
                  weights: str | Path | None = None, onnx: str | Path | None = None, tile: int | None = None) -> None:
-        """model: one of cache.MODELS. device: "cpu" or "cuda" (never a silent fallback). threads: ONNX Runtime's
-        intra-op threads (0: one per core). weights: another weights file for the model; onnx: run this graph file
-        instead (one written by --save-onnx). tile: as --tile (None: tiles for large outputs only; 0: never)."""
-        if model not in cache.MODELS:
-            raise SrcnnError(f"model {model!r}: expected one of {', '.join(cache.MODELS)}")
+        """model: a srcnn.models name (default: what python -m srcnn runs). device: "cpu" or "cuda" (never a silent
+        fallback). threads: ONNX Runtime's intra-op threads (0: one per core). weights: another weights file for the
+        model; onnx: run this graph file instead (one written by --save-onnx). tile: as --tile (None: tiles for large
+        outputs only; 0: never)."""
+        model_kind(model)  # a name the registry knows, refused in one line otherwise
         if device not in DEVICES:
             raise SrcnnError(f"device {device!r}: expected one of {', '.join(DEVICES)}")
         if weights is not None and onnx is not None:

@@ -10,10 +10,10 @@ import srcnn_dynamic as sd
 from srcnn.cache import resolved_weights
 from srcnn.core import check_weights_size
 from srcnn.images import atomic_path
-from srcnn.models import DEFAULT_MODEL, model_kind
+from srcnn.models import TUTORIAL_MODEL, model_kind
 
 
-def state_dict_problems(state_dict: dict[str, torch.Tensor], model: str = DEFAULT_MODEL) -> list[str]:
+def state_dict_problems(state_dict: dict[str, torch.Tensor], model: str = TUTORIAL_MODEL) -> list[str]:
     """Every missing, unexpected or wrongly shaped tensor, named; empty when the weights fit the model."""
     expected = model_kind(model).build().state_dict()
     missing, unexpected = sorted(set(expected) - set(state_dict)), sorted(set(state_dict) - set(expected))
@@ -25,7 +25,7 @@ def state_dict_problems(state_dict: dict[str, torch.Tensor], model: str = DEFAUL
     ]
 
 
-def load_model(weights: Path | None, model: str = DEFAULT_MODEL) -> torch.nn.Module:
+def load_model(weights: Path | None, model: str = TUTORIAL_MODEL) -> torch.nn.Module:
     """The model `model` (a srcnn.models name) in eval mode with `weights` (None: its shipped weights; for the
     tutorial's model, a seeded initialisation when they are missing, as the tutorial does)."""
     kind = model_kind(model)
