@@ -45,7 +45,7 @@ import srcnn_dynamic as sd
 from srcnn import data
 from srcnn.errors import run_guarded
 from srcnn.images import atomic_path
-from srcnn.models import DEFAULT_MODEL, MODELS, ModelKind, model_kind
+from srcnn.models import MODELS, TUTORIAL_MODEL, ModelKind, model_kind
 from srcnn.plan import check_output_file
 from srcnn.pytorch import model_halo
 from srcnn.weights import save_state_dict
@@ -520,7 +520,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " factor-aware one)")
     parser.add_argument("--batch-size", type=int, default=RECIPE.batch_size, metavar="N",
                         help=f"patches per step, 1 to {MAX_BATCH_SIZE} (default: %(default)s)")
-    parser.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL,
+    parser.add_argument("--model", choices=MODELS, default=TUTORIAL_MODEL,
                         help="; ".join(f"{kind.name}: {kind.about}" for kind in MODELS.values())
                         + " (default: %(default)s)")
     parser.add_argument("--out", type=Path, metavar="PATH",

@@ -200,7 +200,7 @@ def graph_parts(weights: Path | None = None, exporter: str = "torchscript", opse
 
 def _build(weights: Path | None, exporter: str, opset: int | None, model: str) -> GraphParts:
     """Export the model with PyTorch and cut it into the parts the runtime runs."""
-    log.info("building the %s model's graph (%s exporter; needs PyTorch, once)", model, exporter)
+    log.info("building the graph (the %s model, %s exporter; needs PyTorch, once)", model, exporter)
     from srcnn import graph, pytorch  # torch and onnx load here, only when the graph is not cached
 
     return graph.graph_parts(pytorch.export(weights, exporter, opset, model))

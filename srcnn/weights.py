@@ -10,7 +10,7 @@ import srcnn_dynamic as sd
 from srcnn.cache import resolved_weights
 from srcnn.core import check_weights_size
 from srcnn.images import atomic_path
-from srcnn.models import TUTORIAL_MODEL, model_kind
+from srcnn.models import MODELS, TUTORIAL_MODEL, model_kind
 
 
 def state_dict_problems(state_dict: dict[str, torch.Tensor], model: str = TUTORIAL_MODEL) -> list[str]:
@@ -38,8 +38,10 @@ def load_model(weights: Path | None, model: str = TUTORIAL_MODEL) -> torch.nn.Mo
     check_weights_size(weights)
     state_dict = sd.load_state_dict(weights)
     if problems := state_dict_problems(state_dict, model):
+        fits = [name for name in MODELS if name != model and not state_dict_problems(state_dict, name)]
+        hint = f" (they fit the {fits[0]} model: add --model {fits[0]})" if fits else ""
         raise sd.SrcnnError(f"weights file {weights} does not fit the {kind.name} model ({kind.cls}):"
-                            f" {'; '.join(problems)}")
+                            f" {'; '.join(problems)}{hint}")
     if kind.tutorial:
         network = sd.build_model(state_dict)
     else:

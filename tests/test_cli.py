@@ -99,6 +99,8 @@ SETUP = {
     "no-images": lambda p: (p.mkdir(), (p / "readme.txt").write_text("no images here")),
     "corrupt.pth": lambda p: p.write_bytes(np.random.default_rng(0).bytes(256)),
     "wrong.pth": lambda p: torch.save({"conv1.weight": torch.zeros(64, 1, 9, 9)}, p),
+    # the tutorial's shipped weights, given to the default model (the factor-aware one)
+    "tutorial.pth": lambda p: p.write_bytes((ROOT / "weights" / "srcnn_dynamic.pth").read_bytes()),
     "evil.pth": lambda p: torch.save({"conv1.weight": RunsCode()}, p),
     "corrupt.onnx": lambda p: p.write_bytes(np.random.default_rng(1).bytes(300)),
     "foreign.onnx": foreign_onnx,
@@ -123,7 +125,8 @@ BAD_INPUTS = [
     (["--image", "no-images"], "the folder holds no images"),
     (["--weights", "missing.pth"], "weights file not found"),
     (["--weights", "corrupt.pth"], "is corrupt or not a PyTorch file"),
-    (["--weights", "wrong.pth"], "does not fit SuperResolutionNet: missing conv1.bias"),
+    (["--weights", "wrong.pth"], "does not fit the factor-aware model (FactorAwareNet): missing"),
+    (["--weights", "tutorial.pth"], "they fit the tutorial model: add --model tutorial"),
     (["--weights", "evil.pth"], "was refused: torch.load(weights_only=True) loads tensors only"),
     (["--onnx", "missing.onnx"], "ONNX model not found"),
     (["--onnx", "corrupt.onnx"], "is not a readable ONNX model"),
@@ -145,7 +148,7 @@ BAD_INPUTS = [
 
 # The tutorial script's own mistakes: the rows of the table above without the product's options, refused in one
 # line too, with these messages where the script's own rules differ (it never tiles; it reads one file).
-PRODUCT_OPTIONS = {"--tile", "--onnx", "photos", "", "--runs", "--check", "-q", "--save-onnx"}
+PRODUCT_OPTIONS = {"--tile", "--onnx", "photos", "", "--runs", "--check", "-q", "--save-onnx", "tutorial.pth"}
 SCRIPT_MESSAGES = {
     "--factor 40": "over the limit of 16,777,216 output pixels",
     "--image no-images": "is not an image file",

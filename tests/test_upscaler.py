@@ -21,7 +21,7 @@ import torch
 from conftest import ROOT, cli_env, run_cli
 
 import srcnn_dynamic as sd
-from srcnn import app, cache, core, report
+from srcnn import app, cache, core, models, report, weights
 from srcnn.upscaler import Upscaler
 
 
@@ -130,6 +130,11 @@ def test_the_hot_path_and_help_import_no_torch(tmp_path) -> None:
     assert written == (["a_x2.png"], ["a_x2.5.png"]), written
 
 
+def default_network() -> torch.nn.Module:
+    """The model python -m srcnn and Upscaler() run by default, with its shipped weights, in PyTorch."""
+    return weights.load_model(None, models.DEFAULT_MODEL)
+
+
 def test_save_onnx_writes_the_fast_graph_for_plain_onnxruntime(tmp_path) -> None:
     done = run_cli("--save-onnx", "fast.onnx", cwd=tmp_path)
     assert done.returncode == 0 and sorted(os.listdir(tmp_path)) == ["fast.onnx"], (done.stderr, os.listdir(tmp_path))
@@ -141,8 +146,7 @@ def test_save_onnx_writes_the_fast_graph_for_plain_onnxruntime(tmp_path) -> None
     session = ort.InferenceSession(tmp_path / "fast.onnx", providers=["CPUExecutionProvider"])
     image = np.random.default_rng(0).random((1, 3, 13, 17), dtype=np.float32)
     (out,) = session.run(None, {"input": image, "factor": np.array([1, 1, 2.5, 3], np.float32)})
-    reference = sd.run_torch(sd.build_model(sd.load_state_dict(sd.DEFAULT_WEIGHTS)), torch.from_numpy(image),
-                             sd.Factor(2.5, 3.0))
+    reference = sd.run_torch(default_network(), torch.from_numpy(image), sd.Factor(2.5, 3.0))  # the default model
     diff = float(np.abs(out - reference).max())
     assert out.shape == (1, 3, 32, 51) and diff <= core.PARITY_ATOL, f"{out.shape}, max |ORT - PyTorch| {diff:.2e}"
     photo(tmp_path / "a.png")
@@ -251,8 +255,7 @@ def test_the_api_keeps_layout_and_type(upscaler, shape, dtype) -> None:
 
 def test_the_api_equals_pytorch(upscaler) -> None:
     image = np.random.default_rng(2).random((17, 23, 3), dtype=np.float32)
-    model = sd.build_model(sd.load_state_dict(sd.DEFAULT_WEIGHTS))
-    reference = np.clip(sd.run_torch(model, torch.from_numpy(image.transpose(2, 0, 1)[None].copy()),
+    reference = np.clip(sd.run_torch(default_network(), torch.from_numpy(image.transpose(2, 0, 1)[None].copy()),
                                      sd.Factor(3.0, 2.0))[0].transpose(1, 2, 0), 0, 1)
     diff = float(np.abs(upscaler(image, "3x2") - reference).max())
     assert diff <= core.PARITY_ATOL, f"max |API - PyTorch| = {diff:.2e}"
