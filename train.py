@@ -1,22 +1,23 @@
-"""Train one SuperResolutionNet for every upscale factor from 2 to 4, on photos that ship inside Python packages.
+"""Train a model (srcnn.models) for every upscale factor, on photos that ship inside Python packages.
 
-    python train.py                                  # outputs/srcnn_dynamic.pth, as the shipped weights were made
+    python train.py                                  # the tutorial's model: outputs/srcnn_dynamic.pth, as shipped
+    python train.py --model factor-aware             # outputs/srcnn_factor_aware.pth, as shipped
     python train.py --out weights/srcnn_dynamic.pth  # replaces the shipped weights (only when asked)
     python train.py --steps 2000 --out /tmp/quick.pth
     python train.py --device cuda --steps 400000     # on a GPU (bfloat16 where the card has it)
 
-Each batch draws one factor from 2, 2.25, ..., 4 and cuts patches from 19 photos that ship inside scikit-image,
-scikit-learn, matplotlib and PyWavelets (redrawing flat ones), rotated and flipped; a quarter of them are blurred
-first, so that the model also sees pictures that were never sharp. Each is degraded with antialiased bicubic
-downsampling (srcnn.data.make_pair), upsampled by the model's own Resize, and cropped to RECIPE.patch pixels away
-from its borders, so the three convolutions, where the weights and the time are, train on one (batch, 3, patch,
-patch) tensor in channels_last. The network starts as the identity on its bicubic input (identity_init), so
-training begins at bicubic quality and learns the correction. The loss is log(MSE) per patch with a floor of
-half an 8-bit level, so a patch that bicubic already gets right (a soft one) still counts: the model learns to
-leave soft pictures alone. Batches are small (8), for many steps. What is validated and kept is a moving average
-of the weights, which smooths the noise of those small steps; of its checkpoints, the one with the best mean Y-PSNR
-on the validation photos among those that lose at most 1 dB on their soft copies is kept. Recipe lists every
-option; docs/training.md measures each.
+Each batch draws one factor (from 2, 2.25, ..., 4; from 1.25 for a model that sees the factor) and cuts patches from
+19 photos that ship inside scikit-image, scikit-learn, matplotlib and PyWavelets (srcnn.sampler: flat ones redrawn,
+rotated and flipped, a quarter of them blurred first so that the model also sees pictures that were never sharp,
+degraded with antialiased bicubic downsampling, upsampled by the model's own Resize, cropped away from the
+borders), so the three convolutions, where the weights and the time are, train on one (batch, 3, patch, patch)
+tensor in channels_last. The tutorial's network starts as the identity on its bicubic input (identity_init), so
+training begins at bicubic quality and learns the correction; the factor-aware one starts as the tutorial's trained
+network. The loss (srcnn.losses) is log(MSE) per patch with a floor of half an 8-bit level, so a patch that bicubic
+already gets right (a soft one) still counts. Batches are small (8), for many steps. What is validated and kept is a
+moving average of the weights; of its checkpoints, the one with the best mean Y-PSNR on the validation photos among
+those that lose at most 1 dB on their soft copies is kept. srcnn.recipe lists every option; docs/training.md
+measures each, round by round.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import dataclasses
 import functools
 import json
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
@@ -45,9 +44,12 @@ import srcnn_dynamic as sd
 from srcnn import data
 from srcnn.errors import run_guarded
 from srcnn.images import atomic_path
-from srcnn.models import MODELS, TUTORIAL_MODEL, ModelKind, model_kind
+from srcnn.losses import Loss, loss_function
+from srcnn.models import MODELS, TUTORIAL_MODEL, model_kind
 from srcnn.plan import check_output_file
 from srcnn.pytorch import model_halo
+from srcnn.recipe import RECIPE, Recipe, recipe_for
+from srcnn.sampler import PatchSampler, centre_crop
 from srcnn.weights import save_state_dict
 
 log = logging.getLogger("train")
@@ -62,128 +64,11 @@ MAX_BATCH_SIZE = 4096  # 64x64 patches: about 2 GB of activations at this size; 
 LEARNING_RATE = 3e-4  # Adam, cosine-decayed to LEARNING_RATE * FINAL_LR_FRACTION; 1e-3: 0.19 dB less (docs/training.md)
 FINAL_LR_FRACTION = 0.01
 MAX_LEARNING_RATE = 0.1  # --learning-rate: far above any that trains this model; beyond it, a typo
-FACTOR_CHOICES = tuple(q / 4 for q in range(8, 17))  # 2, 2.25, ..., 4: quarter steps keep 4k * factor whole
-# a model that sees the factor can learn to leave a small factor's picture alone, so it trains from x1.25
-CONDITIONED_FACTOR_CHOICES = tuple(q / 4 for q in range(5, 17))  # 1.25, 1.5, ..., 4
 LOW_EVAL_FACTORS = ("1.5",)  # validated too when a recipe trains on it: where the tutorial's model over-sharpens
-MARGIN = 8  # high-resolution pixels cut beyond the crop on each side, so no crop sees its patch's own border
-MIN_PATCH_STD = 0.03  # a random patch this flat (sky, background) is redrawn, at most MAX_DRAWS times
-MAX_DRAWS = 20
-RESCALE_LEVELS = 6  # photos are kept at 6 sizes from min_rescale to 1 (the random rescale, precomputed once)
-SOFT_SIGMAS = (0.5, 2.5)  # Gaussian blur (high-resolution pixels) of the soft patches: a slightly to a very soft photo
 VALIDATE_EVERY = 2_000  # steps between validations (each takes a few seconds)
 PASS_THROUGH_OFFSET = 1.0  # identity_init: bias that keeps slightly negative bicubic overshoot above ReLU's 0
-PATCH_MSE_FLOOR = (0.5 / 255) ** 2  # log_mse_per_patch: half an 8-bit level, squared (docs/training.md: floor study)
-CHARBONNIER_EPS = 1e-3  # a smooth L1: sqrt(d^2 + eps^2), differentiable at 0; eps well below one 8-bit level
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs that compute bfloat16 in hardware
 MAX_SEED = 2**64 - 1  # torch.manual_seed takes seeds up to this (numpy's generators take any size)
-
-
-def charbonnier(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean sqrt(d^2 + eps^2): L1's robustness to large errors, smooth near zero."""
-    return torch.sqrt((output - target).square() + CHARBONNIER_EPS**2).mean()
-
-
-def log_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """log(MSE): minimising it maximises PSNR, and it weighs batches of every factor alike."""
-    return torch.log(F.mse_loss(output, target))
-
-
-def log_mse_per_patch(output: torch.Tensor, target: torch.Tensor, floor: float = PATCH_MSE_FLOOR) -> torch.Tensor:
-    """The mean over patches of log(MSE + floor): every patch weighs alike, whatever its factor or texture.
-
-    With a factor per patch, one log(MSE) over the batch is ruled by the large errors of the x4 patches; per
-    patch, a soft patch that bicubic already gets right counts as much as a sharp x4 one, so the model learns to
-    leave it alone. The floor keeps a perfect patch from ruling instead; the higher it is, the less the patches
-    that bicubic gets nearly right weigh (Recipe.patch_mse_floor).
-    """
-    mse = (output - target).square().mean(dim=(1, 2, 3))  # (batch,)
-    return torch.log(mse + floor).mean()
-
-
-def log_mse_per_group(output: torch.Tensor, target: torch.Tensor, soft: torch.Tensor,
-                      floor: float = PATCH_MSE_FLOOR) -> torch.Tensor:
-    """log(MSE + floor) of the sharp patches pooled, and of the soft ones pooled, each weighed by its share.
-
-    PSNR is a log of the error pooled over a whole photo, ruled by its edges and textures: pooled, the sharp patches
-    weigh as the evaluation weighs them, where per patch a flat one that bicubic gets nearly right pulls as hard as
-    a textured one. The soft patches, whose errors are much smaller, get their own log, so they still count as
-    much per patch as in log_mse_per_patch. `soft` is a (batch,) bool tensor; an empty group adds nothing.
-    """
-    mse = (output - target).square().mean(dim=(1, 2, 3))  # (batch,)
-    loss = mse.new_zeros(())
-    for group in (soft, ~soft):  # masks, not indexing: no device sync for the group sizes
-        count = group.sum()
-        pooled = torch.where(count > 0, (mse * group).sum() / count.clamp(min=1), 1.0)  # empty: log(1) = 0
-        loss = loss + count / len(mse) * torch.log(pooled + floor)
-    return loss
-
-
-Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (output, target, soft mask) -> scalar
-LOSSES: dict[str, Callable[..., torch.Tensor]] = {  # all but log_mse_per_group ignore which patches are soft
-    "charbonnier": charbonnier, "l1": F.l1_loss, "log_mse": log_mse, "log_mse_per_patch": log_mse_per_patch,
-    "log_mse_per_group": log_mse_per_group}
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """What a run learns from, and how. The defaults are the shipped run's; docs/training.md measures each field."""
-
-    loss: str = "log_mse_per_patch"  # a LOSSES key
-    # the floor of log_mse_per_patch and log_mse_per_group (a mean squared error, pixels in [0, 1]): the higher, the
-    # less a patch that bicubic already gets right (a soft one) weighs against a sharp one, and the more the model
-    # sharpens soft pictures
-    patch_mse_floor: float = PATCH_MSE_FLOOR
-    last_layer_lr_scale: float = 1.0  # conv3's learning rate relative to the others' (the SRCNN paper: 0.1)
-    patch: int = 64  # side of the high-resolution crop trained on
-    batch_size: int = 8  # small: more, noisier steps on the same pixels learn more (docs/training.md)
-    factors: tuple[float, ...] = FACTOR_CHOICES  # drawn uniformly; validation uses the EVAL_FACTORS in their range
-    mix_factors: bool = False  # a factor per patch; False: one per batch
-    min_rescale: float = 1.0  # each patch comes from its photo rescaled by a random factor in [min_rescale, 1]
-    soft_fraction: float = 0.25  # share of patches blurred before degradation (their target is the blurred patch)
-    # soft patches only in batches of this factor or less: shrunk further, a blurred photo looks like a sharp one
-    # (the downsampling's own blur is wider), so its blurred target only teaches the model to sharpen less
-    soft_max_factor: float = FACTOR_CHOICES[-1]  # the largest: soft patches at every factor
-    # the soft patches' blur is drawn uniformly from this range: the wider, the more a soft x2 patch looks like a
-    # sharp x3 or x4 one, which the model must sharpen (tools/soft_conflict.py measures how alike they are)
-    soft_sigmas: tuple[float, float] = SOFT_SIGMAS
-    min_patch_std: float = MIN_PATCH_STD  # a patch flatter than this is redrawn: the higher, the more texture
-    full_context: bool = False  # the input crop is `patch` plus the model's halo on each side, so every output
-    # pixel in the loss sees real pixels only; False: a `patch` crop, whose outer 6 pixels see conv zero padding
-    photos: tuple[str, ...] = field(default=data.TRAINING_PHOTOS + data.EXTRA_PHOTOS)
-    # validate and keep an exponential moving average of the weights (each step: average += (1 - decay) *
-    # (weights - average)); 0: the weights themselves. Steps of 8 patches are noisy: from step 20,000 of the default
-    # run on, the weights' soft case swings by up to 1.8 dB between checkpoints, the average's by 0.2 at most
-    # (docs/training.md, the seventh round). 0.999 averages about the last 1,000 steps: a lag that costs nothing once
-    # the curve has flattened, but holds back a short run whose curve still rises steeply.
-    ema_decay: float = 0.999
-    # the loss on the BT.601 luma of output and target (what PSNR(Y) measures; the SRCNN paper's one-channel network
-    # trains on Y), not on the three channels: colour then costs nothing and drifts until it clips (docs/training.md,
-    # the ninth round), so off
-    luma_loss: bool = False
-
-
-RECIPE = Recipe()
-
-
-def loss_function(recipe: Recipe) -> Loss:
-    """The recipe's loss as (output, target, soft) -> scalar; the log(MSE)-per-patch and -per-group ones with the
-    recipe's floor; on BT.601 luma if recipe.luma_loss, else on the three channels."""
-    if recipe.loss == "log_mse_per_group":
-        on_channels: Loss = functools.partial(log_mse_per_group, floor=recipe.patch_mse_floor)
-    else:
-        plain = (functools.partial(log_mse_per_patch, floor=recipe.patch_mse_floor)
-                 if recipe.loss == "log_mse_per_patch" else LOSSES[recipe.loss])
-
-        def on_channels(output: torch.Tensor, target: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
-            return plain(output, target)
-    if not recipe.luma_loss:
-        return on_channels
-
-    def on_luma(output: torch.Tensor, target: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
-        # divided by 255, so an 8-bit level of luma is 1/255 as in each channel and the patch floor means the same
-        return on_channels(data.luma(output) / data.PIXEL_LEVELS, data.luma(target) / data.PIXEL_LEVELS, soft)
-    return on_luma
 
 
 def identity_init(model: sd.SuperResolutionNet, offset: float = PASS_THROUGH_OFFSET) -> None:
@@ -203,79 +88,6 @@ def identity_init(model: sd.SuperResolutionNet, offset: float = PASS_THROUGH_OFF
         model.conv1.bias[:3] = offset
         model.conv2.bias[:3] = 0.0
         model.conv3.bias[:] = -offset
-
-
-def centre_crop(images: torch.Tensor, side: int) -> torch.Tensor:
-    """The central side x side pixels of (N, C, H, W) images."""
-    top, left = (images.shape[2] - side) // 2, (images.shape[3] - side) // 2
-    return images[:, :, top : top + side, left : left + side]
-
-
-def lr_length(factor: float, patch: int) -> int:
-    """Low-resolution side, a multiple of 4, whose upsampled side covers the crop and its MARGIN on both sides."""
-    return 4 * math.ceil((patch + 2 * MARGIN) / factor / 4)
-
-
-class PatchSampler:
-    """Training batches: random patches of the rescaled photos, rotated, flipped, some blurred, then degraded."""
-
-    def __init__(self, photos: list[torch.Tensor], recipe: Recipe, seed: int = sd.SEED, context: int = 0) -> None:
-        assert 0 <= context <= MARGIN, f"a context of {context} pixels does not fit in the {MARGIN}-pixel margin"
-        self.recipe, self.context = recipe, context
-        self.rng = np.random.default_rng(seed)
-        scales = np.linspace(recipe.min_rescale, 1.0, RESCALE_LEVELS) if recipe.min_rescale < 1 else [1.0]
-        largest = max(round(lr_length(f, recipe.patch) * f) for f in recipe.factors)  # the largest patch side
-        rescaled = (F.interpolate(p, scale_factor=s, mode="bicubic", antialias=True).clamp(0, 1) if s < 1 else p
-                    for p in photos for s in scales)
-        # (1, 3, H, W) in [0, 1]: every photo at every scale that still holds the largest patch
-        self.images = [image for image in rescaled if min(image.shape[2:]) >= largest]
-        areas = np.array([p.shape[2] * p.shape[3] for p in self.images], dtype=np.float64)
-        self.weights = areas / areas.sum()  # area-weighted: every pixel is as likely as any other
-
-    def factors(self, count: int) -> list[float]:
-        """A factor per patch (or one for the whole batch), drawn from the recipe's factors."""
-        if self.recipe.mix_factors:
-            return [float(f) for f in self.rng.choice(self.recipe.factors, size=count)]
-        return [float(self.rng.choice(self.recipe.factors))] * count
-
-    def patch(self, side: int) -> torch.Tensor:
-        """A (3, side, side) patch, randomly rotated and flipped; flat draws are redrawn up to MAX_DRAWS times."""
-        for _ in range(MAX_DRAWS):
-            image = self.images[self.rng.choice(len(self.images), p=self.weights)]
-            top = self.rng.integers(0, image.shape[2] - side + 1)
-            left = self.rng.integers(0, image.shape[3] - side + 1)
-            patch = image[0, :, top : top + side, left : left + side]
-            if float(patch.std()) >= self.recipe.min_patch_std:
-                break
-        patch = torch.rot90(patch, k=int(self.rng.integers(4)), dims=(1, 2))
-        return patch.flip(2) if self.rng.random() < 0.5 else patch
-
-    def soften(self, patch: torch.Tensor, scale: float) -> tuple[torch.Tensor, bool]:
-        """(patch, whether blurred): a soft_fraction of the patches of a batch of factor `scale` up to
-        soft_max_factor come out blurred, as an out-of-focus or already-upscaled photo is; beyond it none (and no
-        random number is drawn)."""
-        if scale > self.recipe.soft_max_factor or self.rng.random() >= self.recipe.soft_fraction:
-            return patch, False
-        return data.gaussian_blur(patch[None], float(self.rng.uniform(*self.recipe.soft_sigmas)))[0], True
-
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(upsampled input, target, soft, factors): (batch_size, 3, patch + 2 * context, same), (batch_size, 3,
-        patch, patch), which patches were blurred, a (batch_size,) bool tensor, and each patch's factor, float32."""
-        size, inputs, targets, soft = self.recipe.patch, [], [], []
-        factors = self.factors(self.recipe.batch_size)
-        for scale in dict.fromkeys(factors):  # one degradation and one Resize per distinct factor
-            factor, count = sd.Factor(scale, scale), factors.count(scale)
-            side = round(lr_length(scale, size) * scale)
-            patches, blurred = zip(*(self.soften(self.patch(side), scale) for _ in range(count)))
-            hr = torch.stack(patches)
-            soft.extend(blurred)
-            lr, hr = data.make_pair(hr, factor)
-            assert hr.shape[2] == side, f"x{scale}: {side}-pixel patches must not be cropped ({tuple(hr.shape)})"
-            upsampled = sd.bicubic_resize(lr, factor.tensor())  # the model's first stage: no weights to train
-            inputs.append(centre_crop(upsampled, size + 2 * self.context))  # MARGIN or more from every border
-            targets.append(centre_crop(hr, size))
-        batch_factors = torch.tensor([scale for scale in dict.fromkeys(factors) for _ in range(factors.count(scale))])
-        return torch.cat(inputs), torch.cat(targets), torch.tensor(soft), batch_factors
 
 
 @torch.inference_mode()
@@ -374,11 +186,6 @@ def start_from_tutorial(model: torch.nn.Module) -> None:
         return
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected and all(not name.startswith("conv") for name in missing), (missing, unexpected)
-
-
-def recipe_for(kind: ModelKind) -> Recipe:
-    """The default recipe of a model: a factor-aware one trains from x1.25 (it can learn to leave x1.5 alone)."""
-    return dataclasses.replace(RECIPE, factors=CONDITIONED_FACTOR_CHOICES) if kind.conditioned else RECIPE
 
 
 def train(
@@ -571,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         check_output_file(args.out, "--out", suffixes=WEIGHTS_SUFFIXES)  # fail now, not after an hour of training
         if args.history:
             check_output_file(args.history, "--history", [args.out], suffixes=(".json",))
-        recipe = dataclasses.replace(recipe_for(model_kind(args.model)), batch_size=args.batch_size,
+        recipe = dataclasses.replace(recipe_for(model_kind(args.model), RECIPE), batch_size=args.batch_size,
                                      ema_decay=args.ema_decay)
         log.info("training on %d photos, validating on %s; torch threads: %d", len(recipe.photos),
                  ", ".join(data.VALIDATION_PHOTOS), torch.get_num_threads())

@@ -16,6 +16,9 @@ import torch
 import srcnn_dynamic as sd
 import train
 from srcnn import data, models, weights
+from srcnn.losses import LOSSES, PATCH_MSE_FLOOR, log_mse_per_group
+from srcnn.recipe import CONDITIONED_FACTOR_CHOICES, FACTOR_CHOICES
+from srcnn.sampler import RESCALE_LEVELS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 import plot_training  # noqa: E402
@@ -86,7 +89,7 @@ def test_batches_pair_the_upsampled_input_with_its_target(mix_factors) -> None:
     assert soft.shape == (6,) and soft.dtype == torch.bool, f"one soft flag per patch: {soft}"
     error = float((inputs - targets).abs().mean())
     assert 0 < error < 0.1, f"the bicubic input must be near its target, not equal nor unrelated: {error:.4f}"
-    assert len(sampler.images) == train.RESCALE_LEVELS, "coins at every rescale level"
+    assert len(sampler.images) == RESCALE_LEVELS, "coins at every rescale level"
 
 
 def test_full_context_adds_the_halo_around_the_same_patches() -> None:
@@ -170,9 +173,9 @@ def test_batches_draw_only_the_recipes_factors(mix_factors: bool) -> None:
     assert drawn == {3.0, 4.0}, f"factors drawn: {sorted(drawn)}"
 
 
-@pytest.mark.parametrize(("factors", "expected"), [(train.FACTOR_CHOICES, data.EVAL_FACTORS), ((4.0,), ("4",)),
+@pytest.mark.parametrize(("factors", "expected"), [(FACTOR_CHOICES, data.EVAL_FACTORS), ((4.0,), ("4",)),
                                                    ((2.0, 3.0), ("2", "2.5", "3")), ((2.25,), data.EVAL_FACTORS),
-                                                   (train.CONDITIONED_FACTOR_CHOICES, ("1.5", *data.EVAL_FACTORS))])
+                                                   (CONDITIONED_FACTOR_CHOICES, ("1.5", *data.EVAL_FACTORS))])
 def test_validation_uses_the_evaluation_factors_trained_on(factors, expected) -> None:
     assert train.validation_factors(train.Recipe(factors=factors)) == expected
 
@@ -193,7 +196,7 @@ def test_last_layer_learning_rate_is_scaled() -> None:
     assert len(rates) == len(list(model.parameters())), "every parameter is trained, once"
 
 
-@pytest.mark.parametrize("loss", sorted(train.LOSSES))
+@pytest.mark.parametrize("loss", sorted(LOSSES))
 def test_losses_are_least_at_the_target(loss) -> None:
     target = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     near, far, soft = target + 0.01, target + 0.1, torch.tensor([True, False])
@@ -255,7 +258,7 @@ def test_the_luma_loss_sees_luma_alone() -> None:
     red, green = torch.tensor(data.BT601_Y_WEIGHTS[:2]) / data.PIXEL_LEVELS
     chroma_only = torch.zeros(2, 3, 8, 8)
     chroma_only[:, 0], chroma_only[:, 1] = 0.05 * green, -0.05 * red  # red up, green down: luma unchanged
-    floor = math.log(train.PATCH_MSE_FLOOR)  # the least either loss can be, with the shipped floor
+    floor = math.log(PATCH_MSE_FLOOR)  # the least either loss can be, with the shipped floor
     drift = train.loss_function(train.Recipe(luma_loss=True))(target + chroma_only, target, soft).item()
     assert drift == pytest.approx(floor, abs=1e-3), f"an error with no luma costs nothing: {drift} against {floor}"
     seen = train.loss_function(train.RECIPE)(target + chroma_only, target, soft).item()
@@ -269,10 +272,10 @@ def test_the_luma_loss_keeps_the_soft_patches_apart() -> None:
     soft = torch.tensor([True, False, False, False])
     on_luma = train.loss_function(train.Recipe(loss="log_mse_per_group", luma_loss=True))
     scaled = [data.luma(t) / data.PIXEL_LEVELS for t in (output, target)]
-    expected = train.log_mse_per_group(*scaled, soft).item()
+    expected = log_mse_per_group(*scaled, soft).item()
     seen = on_luma(output, target, soft).item()
     assert seen == pytest.approx(expected, rel=1e-6), f"{seen} against {expected}"
-    pooled = train.log_mse_per_group(*scaled, torch.zeros(4, dtype=torch.bool)).item()
+    pooled = log_mse_per_group(*scaled, torch.zeros(4, dtype=torch.bool)).item()
     assert abs(seen - pooled) > 1e-3, f"the soft mask must matter here: {seen} against {pooled} without it"
 
 

@@ -30,7 +30,7 @@ from srcnn.errors import run_guarded  # noqa: E402
 from srcnn.images import write_image  # noqa: E402
 from srcnn.plan import check_output_file  # noqa: E402
 
-SIGMAS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5)  # train.SOFT_SIGMAS spans 0.5 to 2.5; the soft case is data.SOFT_SIGMA
+SIGMAS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5)  # srcnn.recipe.SOFT_SIGMAS spans 0.5 to 2.5; the soft case is data.SOFT_SIGMA
 SOFT_FACTOR = sd.Factor(2.0, 2.0)  # the soft case's factor
 CROP = sd.Factor(4.0, 4.0)  # psnr_y crops ceil(factor) border pixels: the largest factor's, for every pair
 
