@@ -29,7 +29,7 @@ from srcnn.runtime import GraphParts
 
 log = logging.getLogger("srcnn")
 
-CACHE_FORMAT = 2  # bump when the entry's layout changes
+CACHE_FORMAT = 3  # bump when the entry's layout changes
 LIBRARIES = ("torch", "onnx", "onnxscript")  # their versions change what the exporters write
 # the code that defines, writes, cuts, rewrites and stores the graph
 GRAPH_SOURCES = ("srcnn_dynamic.py", "srcnn/core.py", "srcnn/graph.py", "srcnn/rewrite.py", "srcnn/runtime.py",
@@ -112,7 +112,8 @@ def load(key: str) -> GraphParts | None:
         if damaged:
             raise ValueError(f"{', '.join(damaged)} changed since it was stored")
         parts = GraphParts(upsample={form: files[f"upsample-{form}.onnx"] for form in facts["forms"]},
-                           refine=files["refine.onnx"], fast=files["fast.onnx"], halo=int(facts["halo"]))
+                           refine=files["refine.onnx"], fast=files["fast.onnx"], halo=int(facts["halo"]),
+                           steered=bool(facts["steered"]))
     except FileNotFoundError as exc:
         if entry.exists():
             log.info("the cached graph in %s is incomplete (%s); building it again", entry, exc.filename)
@@ -134,7 +135,7 @@ def store(key: str, parts: GraphParts) -> None:
             files = _part_files(parts)
             for name, data in files.items():
                 _write_synced(staging / name, data)
-            facts = {"forms": list(parts.upsample), "halo": parts.halo,
+            facts = {"forms": list(parts.upsample), "halo": parts.halo, "steered": parts.steered,
                      "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
             _write_synced(staging / PARTS_FILE, json.dumps(facts).encode())
             entry = root / key

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import onnx
 import onnx.external_data_helper
+import onnx.numpy_helper
 import onnx.utils
 import onnxruntime as ort
 
 from srcnn.core import INPUT_NAMES, OUTPUT_NAME, Device, SrcnnError
 from srcnn.probe import probe_problems
 from srcnn.rewrite import REWRITE_PREFIX, resize_as_gather, resize_as_matmul
-from srcnn.runtime import FORMS, GraphParts, create_session
+from srcnn.runtime import FACTOR_SENTINEL, FORMS, GraphParts, create_session
 
 REWRITES: dict[str, Callable[[onnx.ModelProto], onnx.ModelProto]] = {
     "matmul": resize_as_matmul, "gather": resize_as_gather, "resize": lambda proto: proto,
@@ -141,17 +142,30 @@ def split_before_convs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.Mo
             extractor.extract_model(refine_inputs, [OUTPUT_NAME]))
 
 
+def factor_as_constant(refine: onnx.ModelProto) -> onnx.ModelProto:
+    """The convolutions' part with its `factor` input turned into a constant holding runtime.FACTOR_SENTINEL,
+    which runtime.specialise() overwrites for each factor (why: see there)."""
+    constant = onnx.ModelProto()
+    constant.CopyFrom(refine)
+    factor = next(i for i in constant.graph.input if i.name == INPUT_NAMES[1])
+    constant.graph.input.remove(factor)
+    constant.graph.initializer.append(onnx.numpy_helper.from_array(FACTOR_SENTINEL, INPUT_NAMES[1]))
+    return constant
+
+
 def graph_parts(proto: onnx.ModelProto) -> GraphParts:
     """Everything srcnn.runtime needs to run `proto` in each form its Resize can take, serialized.
 
     A graph as exported gives every form; a fast-form file (--save-onnx) has only its matrix products.
     """
     forms = ("matmul",) if is_fast_form(proto) else FORMS
-    upsample, refine = {}, b""
+    upsample, refine, steered = {}, b"", conditioned(proto)
     for form in forms:
         form_proto = proto if is_fast_form(proto) else rewritten(proto, form)
         upsample_part, refine_part = split_before_convs(form_proto)
         upsample[form] = upsample_part.SerializeToString()
-        refine = refine or refine_part.SerializeToString()  # the convolutions are the same in every form
+        if not refine:  # the convolutions are the same in every form
+            refine = (factor_as_constant(refine_part) if steered else refine_part).SerializeToString()
     fast = proto if is_fast_form(proto) else rewritten(proto, "matmul")
-    return GraphParts(upsample=upsample, refine=refine, fast=fast.SerializeToString(), halo=halo(proto))
+    return GraphParts(upsample=upsample, refine=refine, fast=fast.SerializeToString(), halo=halo(proto),
+                      steered=steered)
