@@ -96,7 +96,7 @@ class Case:
     def output_size(self) -> tuple[int, int]:
         return self.factor.output_size(self.height, self.width)
 
-    def flops(self, model: sd.SuperResolutionNet) -> float:
+    def flops(self, model: torch.nn.Module) -> float:
         """Useful floating-point operations: 2 per multiply-add of the convolutions and the separable resize."""
         out_h, out_w = self.output_size
         per_pixel = sum(conv.weight.numel() for conv in (model.conv1, model.conv2, model.conv3))  # 20,000 MACs

@@ -169,7 +169,7 @@ def bicubic(lr: torch.Tensor, factor: sd.Factor) -> torch.Tensor:
 
 
 def evaluate(
-    model: sd.SuperResolutionNet,
+    model: torch.nn.Module,
     runner: OrtRunner,
     images: Images,
     factors: Sequence[sd.Factor],

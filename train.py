@@ -91,7 +91,7 @@ def identity_init(model: sd.SuperResolutionNet, offset: float = PASS_THROUGH_OFF
 
 
 @torch.inference_mode()
-def psnr_per_factor(model: sd.SuperResolutionNet, photos: list[torch.Tensor],
+def psnr_per_factor(model: torch.nn.Module, photos: list[torch.Tensor],
                     factors: tuple[str, ...] = data.EVAL_FACTORS) -> dict[str, float]:
     """Mean Y-PSNR (dB) of the model over `photos` at each of `factors`, keyed by factor tag."""
     result = {}
@@ -131,7 +131,7 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return torch.bfloat16 if has_bf16 else None
 
 
-def make_optimizer(model: sd.SuperResolutionNet, recipe: Recipe, learning_rate: float) -> torch.optim.Adam:
+def make_optimizer(model: torch.nn.Module, recipe: Recipe, learning_rate: float) -> torch.optim.Adam:
     """Adam, conv3 (the reconstruction layer) at last_layer_lr_scale times the others' learning rate."""
     last = list(model.conv3.parameters())
     others = [p for p in model.parameters() if all(p is not q for q in last)]
@@ -139,7 +139,7 @@ def make_optimizer(model: sd.SuperResolutionNet, recipe: Recipe, learning_rate: 
                              {"params": last, "lr": learning_rate * recipe.last_layer_lr_scale}])
 
 
-def cpu_state(model: sd.SuperResolutionNet) -> dict[str, torch.Tensor]:
+def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A float32, contiguous copy of the weights on the CPU: what save_state_dict writes, whatever trains."""
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
 
@@ -253,7 +253,7 @@ def train(
         reference.update({k: v for k, v in detail[0].items() if k != "step"})
         start_psnr = initial_psnr
     else:
-        bicubic = sd.SuperResolutionNet()
+        bicubic = model_kind(TUTORIAL_MODEL).build()  # made the identity: bicubic itself
         identity_init(bicubic)
         initial_psnr, initial_soft = evaluate_now(0, bicubic)  # bicubic's PSNRs: what every gain is measured from
         start_psnr, _ = evaluate_now(0)  # the tutorial's network, where this one starts

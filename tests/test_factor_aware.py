@@ -3,6 +3,7 @@ factors and shapes never seen at export, tiles, the Resize rewrites, --save-onnx
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable
 
@@ -11,7 +12,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import run_cli
+from conftest import DEVICES, run_cli
 
 import srcnn_dynamic as sd
 from srcnn import graph, models, pytorch, runtime, tiling, weights
@@ -51,18 +52,19 @@ def test_the_graph_keeps_the_tutorials_contract(exporter, exported) -> None:
     assert [i.name for i in refine_part.graph.input][1:] == [sd.INPUT_NAMES[1]], "the convolutions take the factor"
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("factor_text", FACTORS)
 @pytest.mark.parametrize("resize", graph.REWRITES)  # the graph as exported, and both rewrites of its Resize
 @pytest.mark.parametrize("exporter", sd.EXPORTERS)
-def test_onnxruntime_matches_pytorch(exporter, resize, factor_text, shape, network, exported) -> None:
+def test_onnxruntime_matches_pytorch(exporter, resize, factor_text, shape, device, network, exported) -> None:
     factor = sd.Factor.parse(factor_text)
     image = torch.rand(shape, generator=torch.Generator().manual_seed(1))
-    expected = pytorch.run_torch(network, image, factor)
-    actual = sd.run_session(graph.form_session(exported(exporter), resize=resize), image.numpy(), factor)
+    expected = pytorch.run_torch(copy.deepcopy(network).to(device), image, factor)
+    actual = sd.run_session(graph.form_session(exported(exporter), device, resize=resize), image.numpy(), factor)
     assert actual.shape == expected.shape == (shape[0], 3, *factor.output_size(*shape[2:])), actual.shape
     diff = float(np.max(np.abs(expected - actual)))
-    assert diff <= sd.PARITY_ATOL, f"x{factor.tag} {shape}, resize={resize}: max |ORT - PyTorch| = {diff:.3e}"
+    assert diff <= sd.PARITY_ATOL, f"x{factor.tag} {shape} on {device}, {resize}: max |ORT - PyTorch| = {diff:.3e}"
 
 
 @pytest.mark.parametrize("factor_text", FACTORS)
