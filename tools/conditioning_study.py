@@ -1,14 +1,15 @@
-"""Two ways for the factor to reach the filters, trained alike and measured: why srcnn/factor_aware.py uses FiLM.
+"""Ways for the factor to reach the filters, and the levers of their training, each trained alike and measured.
 
-    python tools/conditioning_study.py              # 20,000 steps each (about 10 minutes each on 2 cores)
-    python tools/conditioning_study.py --steps 2000
+    python tools/conditioning_study.py              # FiLM and the mixture, 20,000 steps each (about 15 minutes each)
+    python tools/conditioning_study.py --models factor-aware film-from-identity film-log-only --steps 5000
 
 FiLM (srcnn.factor_aware.FactorAwareNet): a small network of the factor scales and shifts conv1's and conv2's maps.
 Mixture (FactorMixtureNet, here): conv2 is two experts whose outputs the factor weighs (a softmax of a small network
-of the factor), which is one 1x1 kernel per factor, mixed: ArbSR's scale-aware kernels in their cheapest form. Both
-start from the tutorial's shipped network and train with train.py's recipe for a factor-aware model; the table
-gives each one's validation gain over bicubic per factor, and on the soft case at x2. docs/training.md has the
-figures.
+of the factor), which is one 1x1 kernel per factor, mixed: ArbSR's scale-aware kernels in their cheapest form. Two
+levers of FiLM's training: film-from-identity starts from bicubic (train.identity_init) instead of the tutorial's
+trained network, film-log-only reads log fh and log fw alone instead of six features. All train with train.py's
+recipe for a factor-aware model; the table gives each one's validation gain over bicubic per factor, and on the soft
+case at x2. docs/training.md has the figures.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import srcnn_dynamic as sd  # noqa: E402
 import train  # noqa: E402
 from srcnn import models  # noqa: E402
-from srcnn.factor_aware import CONDITION_HIDDEN, factor_features  # noqa: E402
+from srcnn.factor_aware import CONDITION_HIDDEN, MODULATED, FactorAwareNet, factor_features  # noqa: E402
 
 EXPERTS = 2  # conv2 twice: +2,048 multiply-adds per output pixel, a tenth of the network's
 EXPERT_NOISE = 0.01  # the experts start as the tutorial's conv2 plus this much noise: identical ones never part
@@ -70,6 +71,33 @@ class FactorMixtureNet(nn.Module):
                 self.conv2.bias[rows] = state["conv2.bias"]
 
 
+class FiLMFromIdentity(FactorAwareNet):
+    """FiLM, starting from bicubic (the identity) rather than from the tutorial's trained network."""
+
+    def start_from_tutorial(self, state: dict[str, torch.Tensor]) -> None:
+        train.identity_init(self)
+
+
+class FiLMLogOnly(FactorAwareNet):
+    """FiLM whose conditioning reads log fh and log fw alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.condition[0] = nn.Linear(2, CONDITION_HIDDEN)
+
+    def modulation(self, factor: torch.Tensor) -> list[torch.Tensor]:
+        values = self.condition(torch.log(factor[2:].reshape(1, 2)))
+        sizes = [size for size in MODULATED for _ in range(2)]
+        return [v.reshape(1, -1, 1, 1) for v in torch.split(values, sizes, dim=1)]
+
+
+STUDY_MODELS = {  # the variants this study adds to the registry: name -> (class, what it is)
+    "factor-mixture": ("FactorMixtureNet", "conv2 as two experts mixed by the factor"),
+    "film-from-identity": ("FiLMFromIdentity", "FiLM trained from bicubic, not from the tutorial's network"),
+    "film-log-only": ("FiLMLogOnly", "FiLM reading log f alone"),
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=train.CONDITIONED_STEPS)
@@ -77,9 +105,9 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", default=["factor-aware", "factor-mixture"],
                         help="(default: both; train.py --model factor-aware trains the first alike)")
     args = parser.parse_args()
-    models.MODELS["factor-mixture"] = models.ModelKind(  # a model for this study alone: one registry entry
-        "factor-mixture", "__main__", "FactorMixtureNet", "outputs/conditioning_study/factor-mixture.pth", halo=6,
-        tutorial=False, conditioned=True, about="conv2 as two experts mixed by the factor")
+    for name, (cls, about) in STUDY_MODELS.items():  # models for this study alone: one registry entry each
+        models.MODELS[name] = models.ModelKind(name, "__main__", cls, f"outputs/conditioning_study/{name}.pth", halo=6,
+                                               tutorial=False, conditioned=True, about=about)
     recipe = train.recipe_for(models.MODELS["factor-aware"])
     rows = []
     for name in args.models:
