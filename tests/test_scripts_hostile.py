@@ -396,7 +396,7 @@ def a_weights_folder(folder: Path) -> str:
 
 @pytest.mark.parametrize(("make", "message"), [
     (not_weights, "weights file notes.pth is corrupt or not a PyTorch file"),
-    (another_network, "weights file other.pth does not fit SuperResolutionNet: missing conv1.bias"),
+    (another_network, r"other.pth does not fit the tutorial model \(SuperResolutionNet\): missing conv1.bias"),
     (lambda folder: "missing.pth", "weights file not found: missing.pth"),
     (a_weights_folder, "weights file folder.pth is not a file"),
     (lambda folder: "/dev/zero", "weights file /dev/zero is not a file"),
