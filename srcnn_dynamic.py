@@ -168,20 +168,17 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, KeyError, EOFError, RuntimeError...: one line, naming the cause
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-        if code := next((line for line in lines if "GLOBAL" in line), None):  # a class or a function: code
-            raise SrcnnError(f"weights file {path} was refused: torch.load(weights_only=True) loads tensors only and"
-                             f" never runs code from a file ({code.rstrip('.')}); save weights with"
-                             " torch.save(model.state_dict(), PATH)") from None
+        code = next((line.rstrip(".") for line in lines if "GLOBAL" in line), None)  # a class or a function: code
         detail = next((line for line in lines if line.startswith("Unsupported")), f"{type(exc).__name__}: {lines[0]}")
-        raise SrcnnError(f"weights file {path} is corrupt or not a PyTorch file ({detail})") from None
-    obj = obj.get("state_dict", obj) if isinstance(obj, dict) else obj  # mmediting/mmagic checkpoints nest it...
+        raise SrcnnError(f"weights file {path} was refused: torch.load(weights_only=True) loads tensors only and never"
+                         f" runs code from a file ({code}); save weights with torch.save(model.state_dict(), PATH)"
+                         if code else f"weights file {path} is corrupt or not a PyTorch file ({detail})") from None
+    obj = obj.get("state_dict", obj) if isinstance(obj, dict) else obj  # mmediting/mmagic checkpoints nest it
     if not isinstance(obj, dict) or not all(  # names -> dense float tensors, not sparse, meta, quantized, NaN or inf
             isinstance(k, str) and isinstance(v, torch.Tensor) and v.layout == torch.strided and not v.is_meta
             and v.is_floating_point() and bool(torch.isfinite(v.float()).all()) for k, v in obj.items()):  # as float32
-        raise SrcnnError(f"weights file {path} does not hold a state dict (names -> tensors of float values finite"
-                         " in float32)")
-    state_dict = {k.removeprefix("generator."): v for k, v in obj.items()}  # ...with the network under `generator`
-    if len(state_dict) < len(obj):  # conv1.weight and generator.conv1.weight: which one is meant cannot be known
+        raise SrcnnError(f"weights file {path} does not hold a state dict (names -> float tensors finite in float32)")
+    if len(state_dict := {k.removeprefix("generator."): v for k, v in obj.items()}) < len(obj):  # and prefix it
         raise SrcnnError(f"weights file {path} holds some tensors twice, with and without the prefix 'generator.'")
     return state_dict
 
@@ -204,9 +201,8 @@ def decode_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """A file's pixels as OpenCV decodes them with `flags` (by default 8-bit BGR, upright by EXIF)."""
     if not path.is_file():  # a FIFO or a device would block the read
         raise SrcnnError(f"{path} is not an image file" if path.exists() else f"image not found: {path}")
-    try:  # mapped, not read: the decoder touches the picture's bytes alone, not gigabytes a file may hold after it
-        encoded = np.memmap(path, dtype=np.uint8, mode="r")[: 2**31 - 1]  # OpenCV counts a buffer's bytes in an int
-        pixels = cv2.imdecode(encoded, flags)  # non-ASCII file names too
+    try:  # mapped, not read: the decoder touches the picture's bytes alone (any file name), not what follows them
+        pixels = cv2.imdecode(np.memmap(path, dtype=np.uint8, mode="r")[: 2**31 - 1], flags)  # OpenCV counts in int
     except OSError as exc:
         raise SrcnnError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (cv2.error, ValueError):  # ValueError: an empty file; cv2.error: a header over MAX_INPUT_PIXELS
@@ -225,8 +221,7 @@ def tensor_to_pixels(image: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
     return np.rint(np.clip(image[0].transpose(1, 2, 0), 0.0, 1.0) * np.iinfo(dtype).max).astype(dtype)
 
 def write_file(path: Path, data: bytes) -> None:
-    """Write `data` whole or not at all: to a temporary file beside `path`, renamed over it once written (a full disk
-    leaves no half file; a link that sits at `path` is replaced, never the file it points to)."""
+    """Write `data` whole or not at all (no half file on a full disk; a link at `path` is replaced, never followed)."""
     tmp = path.with_name(f".srcnn_dynamic.{os.getpid()}.tmp")  # short: a result's name may be as long as allowed
     try:
         tmp.write_bytes(data)
@@ -403,29 +398,22 @@ def check_output_size(size: tuple[int, int], factor: Factor, limit: int = MAX_OU
         raise SrcnnError(f"factor {factor.tag} turns {height}x{width} into {out_h}x{out_w}, over the limit of"
                          f" {over}{advice}")
 
-def make_output_dir(output_dir: Path) -> None:
-    """Create `output_dir` and prove it takes a file, before any work (os.access cannot: it says yes to root)."""
-    existing = next(p for p in (output_dir, *output_dir.parents) if p.exists() or p == p.parent)
-    if not existing.is_dir():
-        raise SrcnnError(f"output folder {output_dir}: {existing} is not a folder")
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=output_dir).close()  # made and gone: a read-only disk, a quota, no permission
-    except OSError as exc:
-        raise SrcnnError(f"output folder {output_dir} is not writable ({exc.strerror or exc})") from None
-
 def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path]) -> None:
-    """Before any work: names unique and not too long, none an input or a folder; their folder made and taking files."""
-    if len(set(outputs)) < len(outputs):  # factors 1 and 1.0000001 would both write face_ort_1.png
-        raise SrcnnError(f"two results would share a name among {', '.join(p.name for p in outputs)}")
-    for path in outputs:  # realpath: a link to an input counts as the input
-        if os.path.realpath(path) in {os.path.realpath(p) for p in inputs} or path.is_dir():
-            raise SrcnnError(f"{path} is an input of this run or a folder: choose another --output-dir")
-    longest, folder = max(outputs, key=lambda p: len(os.fsencode(p.name))), outputs[0].parent
-    existing = next(p for p in (folder, *folder.parents) if p.is_dir() or p == p.parent)  # the file system's limit
-    if len(os.fsencode(longest.name)) > os.pathconf(existing, "PC_NAME_MAX"):
-        raise SrcnnError(f"the result name {longest.name} is longer than the file system allows: rename the image")
-    make_output_dir(folder)
+    """Before any work: each result's name new, fitting the file system; their folder made and proven to take a file."""
+    folder, inputs = outputs[0].parent, {os.path.realpath(p) for p in inputs}  # a link to an input is the input
+    if not (existing := next(p for p in (folder, *folder.parents) if p.exists() or p == p.parent)).is_dir():
+        raise SrcnnError(f"output folder {folder}: {existing} is not a folder")
+    for path in outputs:  # factors 1 and 1.0000001 would both write face_ort_1.png
+        if outputs.count(path) > 1 or os.path.realpath(path) in inputs or path.is_dir():
+            raise SrcnnError(f"{path} would be written twice, or is an input or a folder: change --factor or"
+                             " --output-dir")
+        if len(os.fsencode(path.name)) > os.pathconf(existing, "PC_NAME_MAX"):
+            raise SrcnnError(f"the result name {path.name} is longer than the file system allows: rename the image")
+    try:  # os.access cannot tell: it says yes to root
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()  # made and gone: a read-only disk, a quota, no permission
+    except OSError as exc:
+        raise SrcnnError(f"output folder {folder} is not writable ({exc.strerror or exc})") from None
 
 class OneLineErrorParser(argparse.ArgumentParser):
     """argparse whose usage errors are one line and exit with EXIT_USAGE, like every other error here."""
@@ -471,20 +459,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ok, png = cv2.imencode(".png", tensor_to_pixels(out)[:, :, ::-1])  # RGB -> OpenCV's BGR
                 write_file(results[factor, runtime], png.tobytes())  # encoded by OpenCV, written by Python: any name
             rows.append(compare(args.image.name, factor, torch_out, ort_out, torch_ms, ort_ms))
+        print(format_table(rows), flush=True)  # stdout may fail too (a full disk): then one line below
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # one line, never a traceback: a mistake (exit 2) or a crash (exit 4; -v logs it)
         log.debug("the traceback:", exc_info=exc)
-        mistake = isinstance(exc, SrcnnError) or getattr(exc, "errno", None) == errno.ENAMETOOLONG  # a path's name
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what stdout still buffers goes nowhere at exit
+        mistake = isinstance(exc, SrcnnError) or getattr(exc, "errno", None) in (errno.ENAMETOOLONG, errno.ENOSPC)
         print(f"error: {exc}" if mistake else f"error: {exc!r} (-v: traceback)", file=sys.stderr)
         return EXIT_USAGE if mistake else EXIT_CRASH
-    try:
-        print(format_table(rows), flush=True)
-    except OSError as exc:  # stdout on a full disk: one line; what stays buffered goes nowhere at exit
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print(f"error: cannot write the table to stdout: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
     if bad := [r for r in rows if not r.ok]:
         log.error("ONNX Runtime differs from PyTorch by %.2e at x%s", bad[0].max_abs_diff, bad[0].factor.tag)
     return EXIT_MISMATCH if bad else EXIT_OK

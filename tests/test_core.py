@@ -101,10 +101,10 @@ def test_output_folders_are_refused_alike(tmp_path) -> None:
     (tmp_path / "file").write_text("a file")
     for folder in (tmp_path / "new" / "deeper", tmp_path / "file" / "out", tmp_path):
         outcomes = []
-        for module in (core, sd):
+        for make in (core.make_output_dir, lambda folder: sd.check_outputs([folder / "result.png"], [])):
             try:
-                outcomes.append(module.make_output_dir(folder))
-            except module.SrcnnError as exc:
+                outcomes.append(make(folder))
+            except (core.SrcnnError, sd.SrcnnError) as exc:
                 outcomes.append(str(exc))
         assert outcomes[0] == outcomes[1], f"{folder}: {outcomes}"
 

@@ -240,7 +240,7 @@ def test_timed_holds_one_result_at_a_time() -> None:
 
 def test_two_results_of_the_script_never_share_a_path(tmp_path) -> None:
     done = run_cli("--factor", "1", "--factor", "1.0000001", cwd=tmp_path, command="script")
-    assert_refused(done, "two results would share a name")
+    assert_refused(done, "would be written twice")
     assert list(tmp_path.iterdir()) == []
 
 
