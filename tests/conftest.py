@@ -1,4 +1,4 @@
-"""Shared fixtures: one seeded model, each exporter's ONNX file made once per test session, CUDA detection."""
+"""Shared fixtures: each model seeded, its ONNX file per exporter made once per test session, CUDA detection."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import srcnn_dynamic as sd
-from srcnn import graph, runtime
+from srcnn import graph, models, runtime
 
 
 def cuda_skip_reason() -> str | None:
@@ -46,54 +46,74 @@ DEVICES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def model() -> sd.SuperResolutionNet:
+MODEL_NAMES = list(models.MODELS)  # the parity, graph and tiling tests run over every model of the registry
+
+
+def seeded_network(name: str) -> torch.nn.Module:
+    """The model `name` as seeded initialisation gives it, in eval mode; a conditioned one with its conditioning far
+    from rest (untrained, it is the tutorial's network), so that the factor moves its filters in both runtimes."""
     torch.manual_seed(sd.SEED)
-    return sd.SuperResolutionNet().eval()
+    network = models.model_kind(name).build()
+    if models.model_kind(name).conditioned:
+        with torch.no_grad():
+            for parameter_name, parameter in network.named_parameters():
+                if not parameter_name.startswith("conv"):  # the convolutions keep their initialisation's scale
+                    parameter.normal_(0.0, 0.2)
+    return network.eval()
 
 
 @pytest.fixture(scope="session")
-def model_on(model: sd.SuperResolutionNet) -> Callable[[str], sd.SuperResolutionNet]:
-    """model_on(device): a copy of the seeded model on that device, made once."""
+def model_on() -> Callable[..., torch.nn.Module]:
+    """model_on(device, name="tutorial"): the seeded model on that device, made once."""
 
     @functools.cache
-    def get(device: str) -> sd.SuperResolutionNet:
-        return copy.deepcopy(model).to(device)
+    def get(device: str, name: str = models.TUTORIAL_MODEL) -> torch.nn.Module:
+        return seeded_network(name).to(device)
 
     return get
 
 
 @pytest.fixture(scope="session")
-def onnx_path(model: sd.SuperResolutionNet, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """onnx_path(exporter): the model exported once with that exporter, traced at x3 on a 64x64 example, then run at other shapes and factors."""
+def model(model_on: Callable[..., torch.nn.Module]) -> sd.SuperResolutionNet:
+    """The tutorial's seeded model on the CPU."""
+    return model_on("cpu")
+
+
+@pytest.fixture(scope="session")
+def onnx_path(model_on: Callable[..., torch.nn.Module], tmp_path_factory: pytest.TempPathFactory
+              ) -> Callable[..., Path]:
+    """onnx_path(exporter, name="tutorial"): the seeded model exported once with that exporter, traced at x3 on a
+    64x64 example, then run at other shapes and factors."""
 
     @functools.cache
-    def get(exporter: str) -> Path:
-        path = tmp_path_factory.mktemp(exporter) / "srcnn3.onnx"
-        sd.export_onnx(model, path, exporter=exporter)
+    def get(exporter: str, name: str = models.TUTORIAL_MODEL) -> Path:
+        path = tmp_path_factory.mktemp(f"{name}-{exporter}") / "srcnn3.onnx"
+        sd.export_onnx(copy.deepcopy(model_on("cpu", name)), path, exporter=exporter)
         return path
 
     return get
 
 
 @pytest.fixture(scope="session")
-def session_for(onnx_path: Callable[[str], Path]) -> Callable[..., ort.InferenceSession]:
-    """session_for(exporter, device, resize="matmul"): one ONNX Runtime session per combination, reused."""
+def session_for(onnx_path: Callable[..., Path]) -> Callable[..., ort.InferenceSession]:
+    """session_for(exporter, device, resize="matmul", name="tutorial"): one ONNX Runtime session per combination."""
 
     @functools.cache
-    def get(exporter: str, device: str, resize: str = "matmul") -> ort.InferenceSession:
-        return graph.form_session(onnx.load(onnx_path(exporter)), device, resize=resize)
+    def get(exporter: str, device: str, resize: str = "matmul", name: str = models.TUTORIAL_MODEL
+            ) -> ort.InferenceSession:
+        return graph.form_session(onnx.load(onnx_path(exporter, name)), device, resize=resize)
 
     return get
 
 
 @pytest.fixture(scope="session")
-def runner_for(onnx_path: Callable[[str], Path]) -> Callable[..., runtime.OrtRunner]:
-    """runner_for(exporter, device, resize="matmul"): one OrtRunner (whole graph and tiled) per combination."""
+def runner_for(onnx_path: Callable[..., Path]) -> Callable[..., runtime.OrtRunner]:
+    """runner_for(exporter, device, resize="matmul", name="tutorial"): one OrtRunner (whole and tiled) each."""
 
     @functools.cache
-    def get(exporter: str, device: str, resize: str = "matmul") -> runtime.OrtRunner:
-        return runtime.OrtRunner(graph.graph_parts(onnx.load(onnx_path(exporter))), device, resize=resize)
+    def get(exporter: str, device: str, resize: str = "matmul", name: str = models.TUTORIAL_MODEL
+            ) -> runtime.OrtRunner:
+        return runtime.OrtRunner(graph.graph_parts(onnx.load(onnx_path(exporter, name))), device, resize=resize)
 
     return get
 

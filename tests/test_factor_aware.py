@@ -1,9 +1,9 @@
-"""The factor-aware model deployed as the tutorial's is: the graph's contract, ONNX Runtime equal to PyTorch at
-factors and shapes never seen at export, tiles, the Resize rewrites, --save-onnx, and the registry's facts."""
+"""What the factor-aware model adds: its filters move with the factor, --save-onnx, and the registry's facts. Its
+graph, parity and tiles are tested with the tutorial's model's (test_graph, test_parity and test_tiling run over
+every model)."""
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Callable
 
@@ -12,10 +12,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import DEVICES, run_cli
+from conftest import run_cli
 
 import srcnn_dynamic as sd
-from srcnn import graph, models, pytorch, runtime, tiling, weights
+from srcnn import graph, models, pytorch, weights
 from srcnn.core import SrcnnError
 
 FACTORS = ["1.25", "2.5", "3.7", "5x6"]  # none seen at export (x3); 5x6: height and width steered apart
@@ -38,47 +38,6 @@ def network() -> torch.nn.Module:
 def exported(network: torch.nn.Module) -> Callable[[str], onnx.ModelProto]:
     """exported(exporter): the network exported once with that exporter (traced at x3 on 64x64)."""
     return functools.cache(lambda exporter: sd.export_onnx(network, None, exporter=exporter))
-
-
-@pytest.mark.parametrize("exporter", sd.EXPORTERS)
-def test_the_graph_keeps_the_tutorials_contract(exporter, exported) -> None:
-    proto = exported(exporter)
-    onnx.checker.check_model(proto, full_check=True)
-    assert [i.name for i in proto.graph.input] == list(sd.INPUT_NAMES), "inputs: exactly input and factor"
-    assert graph.graph_problems(proto) == [], graph.graph_problems(proto)  # one Resize, scaled by `factor`
-    readers = [n.op_type for n in proto.graph.node if sd.INPUT_NAMES[1] in n.input and n.op_type != "Resize"]
-    assert graph.conditioned(proto) and readers, "the factor must feed the conditioning as well as the Resize"
-    _, refine_part = graph.split_before_convs(proto)
-    assert [i.name for i in refine_part.graph.input][1:] == [sd.INPUT_NAMES[1]], "the convolutions take the factor"
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("factor_text", FACTORS)
-@pytest.mark.parametrize("resize", graph.REWRITES)  # the graph as exported, and both rewrites of its Resize
-@pytest.mark.parametrize("exporter", sd.EXPORTERS)
-def test_onnxruntime_matches_pytorch(exporter, resize, factor_text, shape, device, network, exported) -> None:
-    factor = sd.Factor.parse(factor_text)
-    image = torch.rand(shape, generator=torch.Generator().manual_seed(1))
-    expected = pytorch.run_torch(copy.deepcopy(network).to(device), image, factor)
-    actual = sd.run_session(graph.form_session(exported(exporter), device, resize=resize), image.numpy(), factor)
-    assert actual.shape == expected.shape == (shape[0], 3, *factor.output_size(*shape[2:])), actual.shape
-    diff = float(np.max(np.abs(expected - actual)))
-    assert diff <= sd.PARITY_ATOL, f"x{factor.tag} {shape} on {device}, {resize}: max |ORT - PyTorch| = {diff:.3e}"
-
-
-@pytest.mark.parametrize("factor_text", FACTORS)
-@pytest.mark.parametrize("exporter", sd.EXPORTERS)
-def test_tiled_equals_untiled_in_both_runtimes(exporter, factor_text, network, exported) -> None:
-    """Each tile's convolutions get the factor too: tiles of 16 pixels give the untiled result."""
-    factor = sd.Factor.parse(factor_text)
-    image = np.random.default_rng(2).random((1, 3, 29, 23), dtype=np.float32)
-    runner = runtime.OrtRunner(graph.graph_parts(exported(exporter)), progress=False)
-    whole, tiled = runner(image, factor), runner(image, factor, tile=16)
-    diff = float(np.max(np.abs(whole - tiled)))
-    assert diff <= tiling.TILE_ATOL, f"ONNX Runtime x{factor.tag}: max |tiled - untiled| = {diff:.3e}"
-    torch_diff = float(np.max(np.abs(pytorch.run_torch(network, image, factor, tile=16) - whole)))
-    assert torch_diff <= sd.PARITY_ATOL, f"PyTorch tiled vs ONNX Runtime x{factor.tag}: {torch_diff:.3e}"
 
 
 def test_the_factor_reaches_the_filters(network) -> None:

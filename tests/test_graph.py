@@ -1,12 +1,14 @@
-"""Both exporters produce the tutorial's graph: inputs (input, factor), one Resize fed by factor, one output."""
+"""Both exporters produce the tutorial's graph for every model: inputs (input, factor), one Resize fed by factor, one
+output; a conditioned model's factor feeds its convolutions too."""
 
 from __future__ import annotations
 
 import onnx
 import pytest
+from conftest import MODEL_NAMES
 
 import srcnn_dynamic as sd
-from srcnn import core, rewrite, runtime
+from srcnn import core, graph, rewrite, runtime
 
 EXPECTED_ATTRIBUTES = {
     "mode": sd.RESIZE_MODE,
@@ -20,9 +22,11 @@ def dims(value_info: onnx.ValueInfoProto) -> list[str | int]:
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
-@pytest.fixture(params=sd.EXPORTERS)
+@pytest.fixture(params=[(name, exporter) for name in MODEL_NAMES for exporter in sd.EXPORTERS], ids="/".join)
 def exported(request, onnx_path) -> tuple[str, onnx.ModelProto]:
-    return request.param, onnx.load(onnx_path(request.param))
+    """(exporter, graph) of each model (seeded) by each exporter."""
+    name, exporter = request.param
+    return exporter, onnx.load(onnx_path(exporter, name))
 
 
 def test_model_is_valid(exported) -> None:
@@ -51,7 +55,15 @@ def test_inputs_and_output(exported) -> None:
 def test_one_resize_fed_by_factor(exported) -> None:
     exporter, proto = exported
     ops = [n.op_type for n in proto.graph.node if n.op_type != "Constant"]
-    assert ops == ["Resize", "Conv", "Relu", "Conv", "Relu", "Conv"], f"{exporter}: ops are {ops}"
+    if graph.conditioned(proto):  # the factor also feeds the conditioning, and the convolutions take it
+        chain = [op for op in ops if op in ("Resize", "Conv")]
+        assert chain == ["Resize", "Conv", "Conv", "Conv"], f"{exporter}: the chain is {chain}"
+        readers = [n.op_type for n in proto.graph.node if "factor" in n.input and n.op_type != "Resize"]
+        assert readers, f"{exporter}: the factor feeds the Resize alone: {ops}"
+        _, refine_part = graph.split_before_convs(proto)
+        assert [i.name for i in refine_part.graph.input][1:] == ["factor"], "the convolutions' part takes the factor"
+    else:
+        assert ops == ["Resize", "Conv", "Relu", "Conv", "Relu", "Conv"], f"{exporter}: ops are {ops}"
     (resize,) = [n for n in proto.graph.node if n.op_type == "Resize"]
     assert resize.input[0] == "input", f"{exporter}: Resize reads {resize.input[0]!r}"
     assert resize.input[2] == "factor", f"{exporter}: Resize scales come from {resize.input[2]!r}, not the graph input"
@@ -86,8 +98,9 @@ def test_matmul_rewrite_replaces_only_the_resize(exported) -> None:
     assert [i.name for i in fast.graph.input] == ["input", "factor"], f"{exporter}: inputs changed"
     assert [o.name for o in fast.graph.output] == ["output"], f"{exporter}: outputs changed"
     assert any(n.op_type == "Resize" for n in proto.graph.node), "the rewrite must not modify its argument"
-    reads_factor = [n for n in fast.graph.node if "factor" in n.input]
-    assert len(reads_factor) == 2, f"{exporter}: the matrices must be built from the factor input, read by {len(reads_factor)} nodes"
+    conditioning = sum("factor" in n.input for n in proto.graph.node if n.op_type != "Resize")  # untouched
+    reads_factor = sum("factor" in n.input for n in fast.graph.node) - conditioning
+    assert reads_factor == 2, f"{exporter}: the matrices must be built from the factor, read by {reads_factor} nodes"
 
 
 def test_gather_rewrite_replaces_only_the_resize(exported) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import DEVICES
+from conftest import DEVICES, MODEL_NAMES
 
 import srcnn_dynamic as sd
 from srcnn import graph, pytorch, runtime
 
-FACTORS = ["3", "4", "2", "2.5", "5x6"]  # 3 was seen at export; the rest were not; 5x6 is the seed's [1, 1, 5, 6]
+# 3 was seen at export; the rest were not; 5x6 is the seed's [1, 1, 5, 6], the factor-aware model's axes steered apart
+FACTORS = ["3", "4", "2", "2.5", "1.25", "3.7", "5x6"]
 SHAPES = [(1, 3, 64, 64), (2, 3, 37, 53)]  # the export shape, and a batch of odd, non-square images
 
 
@@ -19,12 +20,14 @@ SHAPES = [(1, 3, 64, 64), (2, 3, 37, 53)]  # the export shape, and a batch of od
 @pytest.mark.parametrize("factor_text", FACTORS)
 @pytest.mark.parametrize("resize", graph.REWRITES)  # the graph as exported, and both rewrites of its Resize
 @pytest.mark.parametrize("exporter", sd.EXPORTERS)
-def test_onnxruntime_matches_pytorch(exporter, resize, factor_text, shape, device, model_on, session_for) -> None:
+@pytest.mark.parametrize("model_name", MODEL_NAMES)
+def test_onnxruntime_matches_pytorch(model_name, exporter, resize, factor_text, shape, device, model_on,
+                                     session_for) -> None:
     factor = sd.Factor.parse(factor_text)
     image = torch.rand(shape, generator=torch.Generator().manual_seed(1))
 
-    expected = pytorch.run_torch(model_on(device), image, factor)
-    actual = sd.run_session(session_for(exporter, device, resize), image.numpy(), factor)
+    expected = pytorch.run_torch(model_on(device, model_name), image, factor)
+    actual = sd.run_session(session_for(exporter, device, resize, model_name), image.numpy(), factor)
 
     n, _, h, w = shape
     want = (n, 3, *factor.output_size(h, w))
@@ -32,7 +35,8 @@ def test_onnxruntime_matches_pytorch(exporter, resize, factor_text, shape, devic
     assert actual.shape == want, f"ONNX Runtime gave {actual.shape}, expected {want}"
     diff = float(np.max(np.abs(expected - actual)))
     assert diff <= sd.PARITY_ATOL, (
-        f"x{factor.tag} {shape} on {device}, ORT resize={resize}: max |ORT - PyTorch| = {diff:.3e} > {sd.PARITY_ATOL}"
+        f"{model_name} x{factor.tag} {shape} on {device}, ORT resize={resize}: max |ORT - PyTorch| = {diff:.3e} >"
+        f" {sd.PARITY_ATOL}"
     )
 
 

@@ -1,18 +1,22 @@
-"""Tiled inference gives the untiled result, in PyTorch and in ONNX Runtime, at integer and non-integer factors."""
+"""Tiled inference gives the untiled result, in PyTorch and in ONNX Runtime, at integer and non-integer factors, for
+every model (a conditioned one gives each tile the factor too)."""
 
 from __future__ import annotations
 
 import copy
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import DEVICES
+from conftest import DEVICES, MODEL_NAMES
 
 import srcnn_dynamic as sd
 from srcnn import graph, pytorch, runtime, tiling, weights
+from srcnn.models import TUTORIAL_MODEL
 
 FACTORS = ["2", "3", "2.5", "5x6"]  # 2.5 and 5x6: output pixels that fall between input pixels
 SHAPE = (1, 3, 29, 23)  # odd sizes: at x2.5 the output is 72x57, so every tile size below cuts it unevenly
@@ -20,16 +24,23 @@ TILES = [7, 16, 40]  # 7: barely more than the 6-pixel halo; 40: one cut through
 
 
 @pytest.fixture(scope="module")
-def trained() -> sd.SuperResolutionNet:
-    """The shipped weights: their pass-through channels make values (and rounding) larger than random weights."""
-    return weights.load_model(sd.DEFAULT_WEIGHTS)
+def trained() -> Callable[[str], torch.nn.Module]:
+    """trained(name): the model's shipped weights, whose pass-through channels make values (and rounding) larger than
+    random weights."""
+    return functools.cache(lambda name: weights.load_model(None, name))
 
 
 @pytest.fixture(scope="module")
-def trained_onnx(trained, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("trained") / "srcnn3.onnx"
-    sd.export_onnx(trained, path)
-    return path
+def trained_onnx(trained, tmp_path_factory) -> Callable[[str], Path]:
+    """trained_onnx(name): the trained model exported once."""
+
+    @functools.cache
+    def get(name: str) -> Path:
+        path = tmp_path_factory.mktemp(f"trained-{name}") / "srcnn3.onnx"
+        sd.export_onnx(copy.deepcopy(trained(name)), path)
+        return path
+
+    return get
 
 
 def image() -> torch.Tensor:
@@ -39,8 +50,10 @@ def image() -> torch.Tensor:
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("tile", TILES)
 @pytest.mark.parametrize("factor_text", FACTORS)
-def test_pytorch_tiled_equals_untiled(factor_text, tile, device, trained) -> None:
-    factor, model = sd.Factor.parse(factor_text), copy.deepcopy(trained).to(device)  # `trained` stays on the CPU
+@pytest.mark.parametrize("model_name", MODEL_NAMES)
+def test_pytorch_tiled_equals_untiled(model_name, factor_text, tile, device, trained) -> None:
+    factor = sd.Factor.parse(factor_text)
+    model = copy.deepcopy(trained(model_name)).to(device)  # the cached one stays on the CPU
     untiled = pytorch.run_torch(model, image(), factor)
     tiled = pytorch.run_torch(model, image(), factor, tile)
     assert tiled.shape == untiled.shape, f"tiled {tiled.shape} vs untiled {untiled.shape}"
@@ -52,14 +65,15 @@ def test_pytorch_tiled_equals_untiled(factor_text, tile, device, trained) -> Non
 @pytest.mark.parametrize("resize", graph.REWRITES)
 @pytest.mark.parametrize("tile", TILES)
 @pytest.mark.parametrize("factor_text", FACTORS)
-def test_onnxruntime_tiled_equals_untiled(factor_text, tile, resize, device, trained, trained_onnx) -> None:
+@pytest.mark.parametrize("model_name", MODEL_NAMES)
+def test_onnxruntime_tiled_equals_untiled(model_name, factor_text, tile, resize, device, trained, trained_onnx) -> None:
     factor = sd.Factor.parse(factor_text)
-    runner = runtime.OrtRunner(graph.graph_parts(onnx.load(trained_onnx)), device, resize=resize)
+    runner = runtime.OrtRunner(graph.graph_parts(onnx.load(trained_onnx(model_name))), device, resize=resize)
     untiled = runner(image().numpy(), factor)
     tiled = runner(image().numpy(), factor, tile)
     diff = float(np.max(np.abs(tiled - untiled)))
     assert diff <= tiling.TILE_ATOL, f"x{factor.tag}, tiles of {tile}, resize={resize}: max |tiled - untiled| = {diff:.3e}"
-    reference = pytorch.run_torch(trained.to("cpu"), image(), factor)
+    reference = pytorch.run_torch(trained(model_name), image(), factor)
     to_torch = float(np.max(np.abs(tiled - reference)))
     assert to_torch <= sd.PARITY_ATOL, f"x{factor.tag}, tiles of {tile}: max |tiled ORT - PyTorch| = {to_torch:.3e}"
 
@@ -80,13 +94,13 @@ def test_tiles_cover_the_output_once() -> None:
 
 def test_tiling_would_be_wrong_without_the_halo(trained) -> None:
     """The equality tests can fail: with no halo, tile seams differ far beyond TILE_ATOL."""
-    factor, x = sd.Factor.parse("3"), image()
+    factor, x, network = sd.Factor.parse("3"), image(), trained(TUTORIAL_MODEL)
     with torch.inference_mode():
-        upsampled = trained.upsample(x, factor.tensor())
-        untiled = trained.refine(upsampled)
+        upsampled = network.upsample(x, factor.tensor())
+        untiled = network.refine(upsampled)
         seams = torch.empty_like(untiled)
         for box in tiling.tile_boxes(upsampled.shape[2], upsampled.shape[3], 16, halo=0):
-            seams[..., box.out_rows, box.out_cols] = trained.refine(upsampled[..., box.rows, box.cols])
+            seams[..., box.out_rows, box.out_cols] = network.refine(upsampled[..., box.rows, box.cols])
     diff = float((seams - untiled).abs().max())
     assert diff > 100 * tiling.TILE_ATOL, f"halo 0 should break the seams, but max diff is {diff:.3e}"
 
@@ -107,8 +121,9 @@ def test_choose_tile(tile, shape, expected) -> None:
 
 def test_halo_matches_the_graph(trained, trained_onnx) -> None:
     """The one halo (from the model's kernels) is also the exported graph's: its Conv kernel radii add up to it."""
-    assert pytorch.model_halo(trained) == 6, f"kernel radii 4 + 0 + 2, got {pytorch.model_halo(trained)}"
-    proto = onnx.load(trained_onnx)
+    network, path = trained(TUTORIAL_MODEL), trained_onnx(TUTORIAL_MODEL)
+    assert pytorch.model_halo(network) == 6, f"kernel radii 4 + 0 + 2, got {pytorch.model_halo(network)}"
+    proto = onnx.load(path)
     shapes = {t.name: tuple(t.dims) for t in proto.graph.initializer}
     radii = [shapes[n.input[1]][2] // 2 for n in proto.graph.node if n.op_type == "Conv"]
-    assert sum(radii) == pytorch.model_halo(trained), f"the graph's kernel radii are {radii}"
+    assert sum(radii) == pytorch.model_halo(network), f"the graph's kernel radii are {radii}"

@@ -91,10 +91,69 @@ class FiLMLogOnly(FactorAwareNet):
         return [v.reshape(1, -1, 1, 1) for v in torch.split(values, sizes, dim=1)]
 
 
+BLEND_ANCHORS = (1.25, 2.0, 3.0, 4.0)  # one set of weights per anchor factor, blended between neighbours in log f
+
+
+def anchor_blend(factor: torch.Tensor, anchors: tuple[float, ...] = BLEND_ANCHORS) -> torch.Tensor:
+    """(K,) weights summing to 1: piecewise-linear hats in log f over the anchors, one per axis, averaged."""
+    x = torch.log(factor[2:]).reshape(2, 1)  # (2, 1): log fh, log fw
+    a = torch.log(torch.tensor(anchors, dtype=factor.dtype, device=factor.device)).reshape(1, -1)  # (1, K)
+    big = torch.full_like(x, 1e4)  # (2, 1): no anchor before the first or after the last
+    rise = torch.cat([big, (x - a[:, :-1]) / (a[:, 1:] - a[:, :-1])], dim=1)  # (2, K): up from the anchor before
+    fall = torch.cat([(a[:, 1:] - x) / (a[:, 1:] - a[:, :-1]), big], dim=1)  # (2, K): down to the anchor after
+    return torch.clamp(torch.minimum(rise, fall), 0.0, 1.0).mean(dim=0)  # (K,)
+
+
+class BlendedConv(nn.Module):
+    """A convolution whose weights are a blend of one set per anchor factor: (K, out, in, k, k) and (K, out)."""
+
+    def __init__(self, anchors: int, inputs: int, outputs: int, kernel: int) -> None:
+        super().__init__()
+        self.kernel_size, self.padding, self.outputs = (kernel, kernel), kernel // 2, outputs
+        self.weight = nn.Parameter(torch.zeros(anchors * outputs, inputs, kernel, kernel))  # 4-D: channels_last
+        self.bias = nn.Parameter(torch.zeros(anchors, outputs))
+
+    def forward(self, x: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
+        sets = self.weight.reshape(-1, self.outputs, *self.weight.shape[1:])  # (K, out, in, k, k)
+        weight = (sets * blend.reshape(-1, 1, 1, 1, 1)).sum(dim=0)
+        return nn.functional.conv2d(x, weight, (self.bias * blend.reshape(-1, 1)).sum(dim=0), padding=self.padding)
+
+
+class FactorBlendNet(nn.Module):
+    """SRCNN whose three convolutions take their weights from the factor: anchor sets blended (ArbSR-like)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        k = len(BLEND_ANCHORS)
+        self.conv1, self.conv2, self.conv3 = BlendedConv(k, 3, 64, 9), BlendedConv(k, 64, 32, 1), BlendedConv(k, 32, 3, 5)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        return self.refine(self.upsample(x, factor), factor)
+
+    def upsample(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        return sd.NewInterpolate.apply(x, factor)
+
+    def refine(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        blend = anchor_blend(factor)
+        x = self.relu(self.conv1(x, blend))
+        x = self.relu(self.conv2(x, blend))
+        return self.conv3(x, blend)
+
+    def start_from_tutorial(self, state: dict[str, torch.Tensor]) -> None:
+        """Every anchor starts as the tutorial's network."""
+        with torch.no_grad():
+            for name in ("conv1", "conv2", "conv3"):
+                conv = getattr(self, name)
+                conv.weight.copy_(state[f"{name}.weight"].repeat(len(BLEND_ANCHORS), 1, 1, 1))
+                getattr(self, name).bias.copy_(state[f"{name}.bias"].expand_as(getattr(self, name).bias))
+
+
 STUDY_MODELS = {  # the variants this study adds to the registry: name -> (class, what it is)
     "factor-mixture": ("FactorMixtureNet", "conv2 as two experts mixed by the factor"),
     "film-from-identity": ("FiLMFromIdentity", "FiLM trained from bicubic, not from the tutorial's network"),
     "film-log-only": ("FiLMLogOnly", "FiLM reading log f alone"),
+    "factor-blend": ("FactorBlendNet", "every convolution's weights blended from one set per anchor factor"),
 }
 
 
