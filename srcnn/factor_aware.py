@@ -1,49 +1,79 @@
-"""A factor-aware SRCNN: the tutorial's network, whose hidden maps the factor scales and shifts channel by channel.
+"""A factor-aware SRCNN: the tutorial's network, whose filters the factor chooses.
 
 The tutorial's filters never see the factor, yet a soft photo shrunk by 2 looks like a sharp one shrunk by 3: one
-set of filters must settle between sharpening and leaving alone (docs/training.md). Here a small network reads the
-factor, height and width apart, and gives each of conv1's 64 and conv2's 32 maps a scale and a shift (FiLM, Perez
-et al., AAAI 2018), so the same filters sharpen more at x4 and less at x1.5. The convolutions keep constant
-weights (ONNX Runtime's fast convolutions need them); the factor reaches them through a Mul and an Add per layer.
-Its last layer starts at zero: untrained, the network is the tutorial's exactly, and the tutorial's weights are
-its starting point.
+set of filters must settle between sharpening and leaving alone (docs/training.md). Here each of the three
+convolutions holds one set of weights per anchor factor (x1.25, x2, x3 and x4), and at a factor f its weights are
+the blend of the two anchors around f, linear in log f: at x2 the network is the x2 anchor's exactly, at x2.5 it is
+nearly half x2's and half x3's. Height and width each give half of the blend, so 5x6 runs too. The anchors train
+together, every batch moving the two around its factor, so neighbours agree where they meet (ArbSR, Wang et al.,
+ICCV 2021, mixes scale-aware kernels the same way; here the mixture is fixed, not learnt, which measured better than
+the learnt ones: docs/training.md).
 
 The exported graph keeps the tutorial's contract: inputs `input` and `factor`, one `Resize` scaled by `factor`; the
-factor also feeds the conditioning, a few dozen operations on a 6-vector.
+factor also feeds a few dozen operations that blend each convolution's weights. With the factor a constant (the
+product's runtime specialises the convolutions per factor, srcnn.runtime), ONNX Runtime folds them into constant
+weights and runs the tutorial's fast convolutions at the tutorial's speed.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
 
 import srcnn_dynamic as sd
 
-CONDITION_FEATURES = 6  # 1/fh, 1/fw, 1/fh^2, 1/fw^2, log fh, log fw: smooth in the factor, 0 to 1 and beyond
-CONDITION_HIDDEN = 32  # the conditioning network's width: 6 -> 32 -> 192 values, 7 K weights
-MODULATED = (64, 32)  # the channels of conv1 and conv2, each given a scale and a shift
+ANCHORS = (1.25, 2.0, 3.0, 4.0)  # the trained range's ends and the factors between, one weight set each
+LOG_ANCHORS = tuple(math.log(a) for a in ANCHORS)  # the blend is linear in log f: x2 is as far from x1 as x4 from x2
 
 
-def factor_features(factor: torch.Tensor) -> torch.Tensor:
-    """The factor [1, 1, fh, fw] as the conditioning reads it: (1, 6) = 1/fh, 1/fw, 1/fh^2, 1/fw^2, log fh, log fw."""
-    scales = factor[2:].reshape(1, 2)  # (1, 2): fh, fw
-    inverse = 1.0 / scales
-    return torch.cat([inverse, inverse * inverse, torch.log(scales)], dim=1)
+def anchor_blend(factor: torch.Tensor) -> torch.Tensor:
+    """The anchors' weights at the factor [1, 1, fh, fw]: (K,), summing to 1. Per axis, 1 at an anchor, linear in log f
+    between two (the end anchor's alone beyond the ends); height and width each give half."""
+    log_f = torch.log(factor[2:]).reshape(2, 1)  # (2, 1): log fh, log fw
+    lower, upper = torch.tensor(LOG_ANCHORS[:-1]), torch.tensor(LOG_ANCHORS[1:])  # (K - 1,): the intervals
+    past = ((log_f - lower) / (upper - lower)).clamp(0.0, 1.0)  # (2, K - 1): 0 below an interval, 1 beyond it
+    ones = torch.ones_like(log_f)
+    rising, falling = torch.cat([ones, past], dim=1), torch.cat([1.0 - past, ones], dim=1)  # (2, K) each
+    return (rising * falling).mean(dim=0)  # anchor k rises over the interval before it and falls over the one after
+
+
+class BlendedConv2d(nn.Module):
+    """A convolution whose weights and bias are the anchors' sets, blended by anchor_blend's weights; it states its
+    channels and kernel as nn.Conv2d does."""
+
+    def __init__(self, inputs: int, outputs: int, kernel: int) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = inputs, outputs
+        self.kernel_size, self.padding = (kernel, kernel), kernel // 2
+        anchors = [nn.Conv2d(inputs, outputs, kernel) for _ in ANCHORS]  # PyTorch's initialisation, one per anchor
+        # (K * outputs, inputs, k, k): 4-D, so that training's channels_last layout applies to it
+        self.weight = nn.Parameter(torch.cat([conv.weight.detach() for conv in anchors]))
+        self.bias = nn.Parameter(torch.stack([conv.bias.detach() for conv in anchors]))  # (K, outputs)
+
+    def forward(self, x: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
+        sets = self.weight.reshape(len(ANCHORS), self.out_channels, *self.weight.shape[1:])  # (K, out, in, k, k)
+        weight = (sets * blend.reshape(-1, 1, 1, 1, 1)).sum(dim=0)  # (out, in, k, k)
+        bias = (self.bias * blend.reshape(-1, 1)).sum(dim=0)  # (out,)
+        return nn.functional.conv2d(x, weight, bias, padding=self.padding)
+
+    def load_tutorial(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Every anchor set made the tutorial's layer: the blend is then the tutorial's layer at every factor."""
+        with torch.no_grad():
+            self.weight.copy_(weight.repeat(len(ANCHORS), 1, 1, 1))
+            self.bias.copy_(bias.expand_as(self.bias))
 
 
 class FactorAwareNet(nn.Module):
-    """SRCNN 9-1-5 after bicubic upsampling, conv1's and conv2's maps modulated by the factor; RGB in [0, 1]."""
+    """SRCNN 9-1-5 after bicubic upsampling, each convolution's weights blended by the factor; RGB in [0, 1]."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=9, padding=4)  # the tutorial's layers, under its names: its
-        self.conv2 = nn.Conv2d(64, 32, kernel_size=1, padding=0)  # weights load into them as they are
-        self.conv3 = nn.Conv2d(32, 3, kernel_size=5, padding=2)
+        self.conv1 = BlendedConv2d(3, 64, kernel=9)  # the tutorial's layers, under its names and with its shapes
+        self.conv2 = BlendedConv2d(64, 32, kernel=1)  # once blended
+        self.conv3 = BlendedConv2d(32, 3, kernel=5)
         self.relu = nn.ReLU()
-        self.condition = nn.Sequential(nn.Linear(CONDITION_FEATURES, CONDITION_HIDDEN), nn.ReLU(),
-                                       nn.Linear(CONDITION_HIDDEN, 2 * sum(MODULATED)))
-        nn.init.zeros_(self.condition[2].weight)  # scale 1 + 0, shift 0: the tutorial's network at the start
-        nn.init.zeros_(self.condition[2].bias)
 
     def forward(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
         return self.refine(self.upsample(x, factor), factor)
@@ -52,15 +82,15 @@ class FactorAwareNet(nn.Module):
         """The tutorial's bicubic Resize, the factor a tensor: (N, 3, H, W) -> (N, 3, H', W')."""
         return sd.NewInterpolate.apply(x, factor)
 
-    def modulation(self, factor: torch.Tensor) -> list[torch.Tensor]:
-        """[scale1, shift1, scale2, shift2] for the factor [1, 1, fh, fw]: (1, 64, 1, 1) twice, (1, 32, 1, 1) twice."""
-        values = self.condition(factor_features(factor))  # (1, 192)
-        sizes = [size for size in MODULATED for _ in range(2)]  # scale and shift of conv1, then of conv2
-        return [v.reshape(1, -1, 1, 1) for v in torch.split(values, sizes, dim=1)]
-
     def refine(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-        """The three convolutions at the upsampled size, steered by the factor: (N, 3, H', W') -> (N, 3, H', W')."""
-        scale1, shift1, scale2, shift2 = self.modulation(factor)
-        x = self.relu(self.conv1(x) * (1.0 + scale1) + shift1)  # (N, 64, H', W')
-        x = self.relu(self.conv2(x) * (1.0 + scale2) + shift2)  # (N, 32, H', W')
-        return self.conv3(x)
+        """The three convolutions at the upsampled size, their weights the factor's: (N, 3, H', W') -> same."""
+        blend = anchor_blend(factor)  # (K,)
+        x = self.relu(self.conv1(x, blend))  # (N, 64, H', W')
+        x = self.relu(self.conv2(x, blend))  # (N, 32, H', W')
+        return self.conv3(x, blend)
+
+    def start_from_tutorial(self, state: dict[str, torch.Tensor]) -> None:
+        """The tutorial's trained network at every anchor (train.start_from_tutorial): training learns what each
+        factor adds."""
+        for name in ("conv1", "conv2", "conv3"):
+            getattr(self, name).load_tutorial(state[f"{name}.weight"], state[f"{name}.bias"])

@@ -28,10 +28,10 @@ CONV_WEIGHT_SHAPES = ((64, 3, 9, 9), (32, 64, 1, 1), (3, 32, 5, 5))
 MAX_ONNX_BYTES = 16 * 2**20  # the exported model is 80 KB: a larger file is not this project's
 # Every operator of this project's graphs, of both models, as both exporters write them and in each Resize form (the
 # --save-onnx file holds the matmul form): anything else (a Loop, a Tile, an If) is not this project's, and may never
-# end. Concat, Gemm, Log, Reciprocal, Slice and Split: the factor-aware model's conditioning.
-OPERATORS = frozenset({"Add", "Cast", "Concat", "Constant", "Conv", "Div", "Equal", "Floor", "Gather", "Gemm", "Log",
-                       "MatMul", "Max", "Min", "Mul", "Range", "Reciprocal", "Relu", "Reshape", "Resize", "Shape",
-                       "Slice", "Split", "Sub", "Transpose"})
+# end. Clip, Concat, Log, ReduceMean, ReduceSum and Slice: the factor-aware model's blend of its weights.
+OPERATORS = frozenset({"Add", "Cast", "Clip", "Concat", "Constant", "Conv", "Div", "Equal", "Floor", "Gather", "Log",
+                       "MatMul", "Max", "Min", "Mul", "Range", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize",
+                       "Shape", "Slice", "Sub", "Transpose"})
 
 
 def is_fast_form(proto: onnx.ModelProto) -> bool:
@@ -58,19 +58,28 @@ def _weight_problems(proto: onnx.ModelProto) -> list[str]:
     """How the graph's convolutions differ from the tutorial's: count, weights held in the file, shapes."""
     if any(onnx.external_data_helper.uses_external_data(t) for t in proto.graph.initializer):
         return ["its weights are stored in external data files"]
-    shapes = {t.name: tuple(t.dims) for t in proto.graph.initializer}
     convs = [n for n in proto.graph.node if n.op_type == "Conv"]
     if len(convs) != len(CONV_WEIGHT_SHAPES):
         return [f"it has {len(convs)} Conv nodes, expected {len(CONV_WEIGHT_SHAPES)}"]
-    if missing := [n.name or n.output[0] for n in convs if n.input[1] not in shapes]:
-        return [f"the weights of {', '.join(missing)} are not initializers (held in Constant nodes?)"]
-    return [f"Conv {n.name or n.output[0]} has weights of shape {shapes[n.input[1]]}, the model needs {want}"
-            for n, want in zip(convs, CONV_WEIGHT_SHAPES, strict=True) if shapes[n.input[1]] != want]
+    constants = {name for n in proto.graph.node if n.op_type == "Constant" for name in n.output}
+    if held := [n.name or n.output[0] for n in convs if n.input[1] in constants]:
+        return [f"the weights of {', '.join(held)} are held in Constant nodes, not initializers"]
+    shapes = conv_weight_shapes(proto)
+    return [f"Conv {n.name or n.output[0]} has weights of shape {shapes.get(n.input[1], '(unknown)')}, the model needs"
+            f" {want}" for n, want in zip(convs, CONV_WEIGHT_SHAPES, strict=True) if shapes.get(n.input[1]) != want]
+
+
+def conv_weight_shapes(proto: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """The shapes of the Conv weights: initializers' (the tutorial's), or what shape inference gives for weights the
+    graph computes from the factor (the factor-aware model blends them)."""
+    inferred = onnx.shape_inference.infer_shapes(proto).graph.value_info
+    computed = {v.name: tuple(d.dim_value for d in v.type.tensor_type.shape.dim) for v in inferred}
+    return computed | {t.name: tuple(t.dims) for t in proto.graph.initializer}
 
 
 def halo(proto: onnx.ModelProto) -> int:
     """How far an output pixel of the convolutions sees: the sum of their kernel radii (4 + 0 + 2 = 6 pixels)."""
-    shapes = {t.name: tuple(t.dims) for t in proto.graph.initializer}
+    shapes = conv_weight_shapes(proto)
     return sum(shapes[n.input[1]][2] // 2 for n in proto.graph.node if n.op_type == "Conv")
 
 
@@ -127,7 +136,7 @@ def form_session(proto: onnx.ModelProto, device: Device = "cpu", *, resize: str 
 
 def conditioned(proto: onnx.ModelProto) -> bool:
     """Whether the factor reaches the convolutions: nodes besides the Resize (or the rewrite's nodes that replace
-    it) read `factor`, as the factor-aware model's conditioning does."""
+    it) read `factor`, as the factor-aware model's blend of its weights does."""
     return any(INPUT_NAMES[1] in n.input for n in proto.graph.node
                if n.op_type != "Resize" and not n.name.startswith(REWRITE_PREFIX))
 

@@ -46,7 +46,7 @@ MODELS: dict[str, ModelKind] = {kind.name: kind for kind in (
               about="the tutorial's SRCNN: one set of filters for every factor"),
     ModelKind("factor-aware", "srcnn.factor_aware", "FactorAwareNet", "weights/srcnn_factor_aware.pth",
               halo=6, tutorial=False, conditioned=True,
-              about="SRCNN whose hidden maps the factor scales and shifts (srcnn/factor_aware.py)"),
+              about="SRCNN whose filters the factor blends from one set per anchor factor (srcnn/factor_aware.py)"),
 )}
 TUTORIAL_MODEL = "tutorial"  # what the library's functions build when no model is named: the tutorial's
 # what the commands and the Python API run when no model is named: the factor-aware model beats the tutorial's at

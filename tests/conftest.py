@@ -50,8 +50,9 @@ MODEL_NAMES = list(models.MODELS)  # the parity, graph and tiling tests run over
 
 
 def seeded_network(name: str) -> torch.nn.Module:
-    """The model `name` as seeded initialisation gives it, in eval mode; a conditioned one with its conditioning far
-    from rest (untrained, it is the tutorial's network), so that the factor moves its filters in both runtimes."""
+    """The model `name` as seeded initialisation gives it, in eval mode, so that a conditioned one's factor moves its
+    filters in both runtimes: parameters outside its convolutions (a conditioning network, which may start at zero)
+    are drawn far from rest; the factor-aware model's anchor sets start apart anyway."""
     torch.manual_seed(sd.SEED)
     network = models.model_kind(name).build()
     if models.model_kind(name).conditioned:

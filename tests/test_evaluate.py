@@ -92,11 +92,11 @@ def test_evaluate_rejects_a_folder_without_images(tmp_path, capsys) -> None:
     assert "no images" in capsys.readouterr().err
 
 
-# The factor-aware model's shipped weights (python evaluate.py, Intel Xeon with AMX, bfloat16 training): +0.47, +0.78,
-# +0.90, +0.87, +0.71 dB at x1.5, x2, x2.5, x3, x4, and +1.17 dB on the soft case at x2. The floors are those less
-# 0.05 dB, so retrained or edited weights that lose quality fail here.
-FACTOR_AWARE_GAIN_FLOORS = {"1.5": 0.42, "2": 0.73, "2.5": 0.85, "3": 0.82, "4": 0.66}
-FACTOR_AWARE_SOFT_FLOOR = 1.12
+# The factor-aware model's shipped weights (python evaluate.py): +0.55, +0.88, +0.92, +0.91, +0.76 dB at x1.5, x2,
+# x2.5, x3, x4, and +0.32 / +1.75 dB on the soft case at x1.5 / x2 (the issue's no-harm target: at least 0). The floors
+# are those less 0.05 dB, so retrained or edited weights that lose quality fail here.
+FACTOR_AWARE_GAIN_FLOORS = {"1.5": 0.50, "2": 0.83, "2.5": 0.87, "3": 0.86, "4": 0.71}
+FACTOR_AWARE_SOFT_FLOORS = {"1.5": 0.27, "2": 1.70}
 
 
 def mean_gains(network: torch.nn.Module, images: list[tuple[str, torch.Tensor]], tags: list[str]) -> dict[str, float]:
@@ -115,7 +115,8 @@ def mean_gains(network: torch.nn.Module, images: list[tuple[str, torch.Tensor]],
 
 def test_the_factor_aware_model_beats_the_tutorials_at_every_factor(trained) -> None:
     """Why it is the default: sharper than the tutorial's model at every factor of the table, x1.5 included, where
-    the tutorial's over-sharpens, and it leaves soft photos at x2 better than bicubic, where the tutorial's loses."""
+    the tutorial's over-sharpens, and it leaves soft photos at x1.5 and x2 better than bicubic, where the tutorial's
+    loses."""
     factor_aware = weights.load_model(None, "factor-aware")
     images, tags = evaluate.load_images(None), list(FACTOR_AWARE_GAIN_FLOORS)
     ours, tutorial = mean_gains(factor_aware, images, tags), mean_gains(trained, images, tags)
@@ -123,5 +124,6 @@ def test_the_factor_aware_model_beats_the_tutorials_at_every_factor(trained) -> 
     for tag, floor in FACTOR_AWARE_GAIN_FLOORS.items():
         assert ours[tag] >= floor, f"x{tag} gain fell below the shipped {floor:+.2f} dB: {summary}"
         assert ours[tag] > tutorial[tag], f"x{tag}: the factor-aware model must beat the tutorial's: {summary}"
-    soft = mean_gains(factor_aware, evaluate.soft_images(), ["2"])["2"]
-    assert soft >= FACTOR_AWARE_SOFT_FLOOR, f"soft x2: {soft:+.2f} dB, below the shipped {FACTOR_AWARE_SOFT_FLOOR:+.2f}"
+    soft = mean_gains(factor_aware, evaluate.soft_images(), list(FACTOR_AWARE_SOFT_FLOORS))
+    for tag, floor in FACTOR_AWARE_SOFT_FLOORS.items():
+        assert soft[tag] >= floor, f"soft x{tag}: {soft[tag]:+.2f} dB, below the shipped {floor:+.2f} dB: {soft}"

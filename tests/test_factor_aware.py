@@ -4,40 +4,23 @@ every model)."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
+import math
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, seeded_network
 
 import srcnn_dynamic as sd
-from srcnn import graph, models, pytorch, weights
+from srcnn import factor_aware, graph, models, pytorch, weights
 from srcnn.core import SrcnnError
-
-FACTORS = ["1.25", "2.5", "3.7", "5x6"]  # none seen at export (x3); 5x6: height and width steered apart
-SHAPES = [(1, 3, 23, 31), (2, 3, 37, 53)]  # odd sizes, and a batch of two
 
 
 @pytest.fixture(scope="module")
 def network() -> torch.nn.Module:
-    """The factor-aware network, seeded, with a conditioning far from zero: the factor must move its filters in
-    both runtimes alike (untrained, its last layer is zero and the network is the tutorial's)."""
-    torch.manual_seed(sd.SEED)
-    model = models.MODELS["factor-aware"].build()
-    with torch.no_grad():
-        for parameter in model.condition.parameters():
-            parameter.normal_(0.0, 0.2)
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def exported(network: torch.nn.Module) -> Callable[[str], onnx.ModelProto]:
-    """exported(exporter): the network exported once with that exporter (traced at x3 on 64x64)."""
-    return functools.cache(lambda exporter: sd.export_onnx(network, None, exporter=exporter))
+    """The factor-aware network, seeded: each anchor set initialised apart, so the factor moves its filters."""
+    return seeded_network("factor-aware")
 
 
 def test_the_factor_reaches_the_filters(network) -> None:
@@ -47,6 +30,18 @@ def test_the_factor_reaches_the_filters(network) -> None:
         at_2 = network.refine(upsampled, sd.Factor(2.0, 2.0).tensor())
         at_4 = network.refine(upsampled, sd.Factor(4.0, 4.0).tensor())
     assert float((at_2 - at_4).abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize(("factor_text", "expected"), [
+    ("1", [1, 0, 0, 0]), ("1.25", [1, 0, 0, 0]), ("2", [0, 1, 0, 0]), ("3", [0, 0, 1, 0]), ("4", [0, 0, 0, 1]),
+    ("9", [0, 0, 0, 1]),  # beyond the anchors: the end's set alone
+    ("2.5", [0, math.log(3 / 2.5) / math.log(1.5), math.log(2.5 / 2) / math.log(1.5), 0]),  # linear in log f
+    ("2x3", [0, 0.5, 0.5, 0]),  # height and width each give half
+])
+def test_the_anchor_blend(factor_text, expected) -> None:
+    assert factor_aware.ANCHORS == (1.25, 2.0, 3.0, 4.0), "the expected weights below are for these anchors"
+    blend = factor_aware.anchor_blend(sd.Factor.parse(factor_text).tensor()).tolist()
+    assert blend == pytest.approx(expected, abs=1e-6), f"x{factor_text}: {blend}"
 
 
 def test_save_onnx_runs_in_plain_onnxruntime(tmp_path, network) -> None:

@@ -134,3 +134,11 @@ def test_matmul_rewrite_refuses_another_resize(exported) -> None:
             attribute.s = b"linear"
     with pytest.raises(core.SrcnnError, match="not this project's bicubic"):
         rewrite.resize_as_matmul(proto)
+
+
+def test_the_operator_allowlist_is_exactly_the_projects(onnx_path) -> None:
+    """graph.OPERATORS (what --onnx accepts) holds every operator of every model's graph, by both exporters and in
+    each Resize form, and nothing else: a model that adds one must say so there."""
+    used = {n.op_type for name in MODEL_NAMES for exporter in sd.EXPORTERS for form in graph.REWRITES
+            for n in graph.rewritten(onnx.load(onnx_path(exporter, name)), form).graph.node}
+    assert used == graph.OPERATORS, f"missing {sorted(used - graph.OPERATORS)}, unused {sorted(graph.OPERATORS - used)}"

@@ -495,7 +495,7 @@ def other_channels(proto: onnx.ModelProto) -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (weights_in_constants, "are not initializers"),
+    (weights_in_constants, "are held in Constant nodes"),
     (other_channels, "the model needs (3, 32, 5, 5)"),
     (lambda proto: setattr(proto, "ir_version", 99), "cannot run in ONNX Runtime"),
     (lambda proto: proto.opset_import[0].__setattr__("version", 99), "cannot run in ONNX Runtime"),

@@ -15,7 +15,7 @@ import torch
 
 import srcnn_dynamic as sd
 import train
-from srcnn import data, models, weights
+from srcnn import data, factor_aware, models, weights
 from srcnn.losses import LOSSES, PATCH_MSE_FLOOR, log_mse_per_group
 from srcnn.recipe import CONDITIONED_FACTOR_CHOICES, FACTOR_CHOICES
 from srcnn.sampler import RESCALE_LEVELS
@@ -300,22 +300,25 @@ def test_a_few_training_steps_are_reproducible(tmp_path, full_context, ema_decay
 
 
 def test_the_factor_aware_model_starts_as_the_tutorials_and_trains_on_the_factor(tmp_path) -> None:
-    """It starts from the tutorial's shipped network (its conditioning at zero), its batches carry their factor,
-    and a step moves the conditioning: the factor reaches the filters. A short run writes weights that load."""
+    """It starts from the tutorial's shipped network (every anchor set the tutorial's), its batches carry their
+    factor, and a step moves the anchor sets around that factor alone. A short run writes weights that load."""
     recipe = dataclasses.replace(TINY, factors=(1.5, 3.0), ema_decay=0.0)
     model = models.MODELS["factor-aware"].build()
     train.start_from_tutorial(model)
     image, factor = torch.rand(1, 3, 12, 10), sd.Factor(1.5, 2.0).tensor()
     with torch.no_grad():
         same = model(image, factor) - sd.build_model(sd.load_state_dict(sd.DEFAULT_WEIGHTS))(image, factor)
-    assert float(same.abs().max()) == 0.0, "untrained, the factor-aware network is the tutorial's"
+    # the blend of equal sets (0.61 w + 0.39 w) rounds in float32: within a few ulps of the tutorial's
+    assert float(same.abs().max()) <= 1e-6, f"untrained, the factor-aware network is the tutorial's: {same.abs().max()}"
     inputs, targets, soft, factors = train.PatchSampler([data.load_photo_tensor("coins")], recipe, seed=1).batch()
     assert len(set(factors.tolist())) == 1 and float(factors[0]) in recipe.factors, factors
     batch_factor = sd.Factor(float(factors[0]), float(factors[0])).tensor()
     train.train_step(functools.partial(model.refine, factor=batch_factor), train.make_optimizer(model, recipe, 1e-3),
                      inputs, targets, soft, train.loss_function(recipe), None)
-    moved = float(model.condition[2].weight.abs().max())
-    assert moved > 0, "a step must move the conditioning's last layer off zero"
+    anchors = model.conv1.weight.detach().reshape(len(factor_aware.ANCHORS), -1)
+    moved = (anchors != anchors[-1]).any(dim=1).tolist()  # x4's set, never near these factors, stays the tutorial's
+    near = (factor_aware.anchor_blend(batch_factor) > 0).tolist()
+    assert moved == near, f"the sets that moved {moved} must be those blended at x{float(factors[0])}: {near}"
     train.train(steps=2, out=tmp_path / "fa.pth", recipe=recipe, model_name="factor-aware",
                 validation_photos=("microaneurysms",), validate_every=2, progress=False)
     assert isinstance(weights.load_model(tmp_path / "fa.pth", "factor-aware"), type(model))

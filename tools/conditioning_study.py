@@ -1,15 +1,16 @@
 """Ways for the factor to reach the filters, and the levers of their training, each trained alike and measured.
 
-    python tools/conditioning_study.py              # FiLM and the mixture, 20,000 steps each (about 15 minutes each)
-    python tools/conditioning_study.py --models factor-aware film-from-identity film-log-only --steps 5000
+    python tools/conditioning_study.py              # the three ways, 20,000 steps each (15 to 30 minutes each)
+    python tools/conditioning_study.py --models film film-from-identity film-log-only --steps 5000
 
-FiLM (srcnn.factor_aware.FactorAwareNet): a small network of the factor scales and shifts conv1's and conv2's maps.
-Mixture (FactorMixtureNet, here): conv2 is two experts whose outputs the factor weighs (a softmax of a small network
-of the factor), which is one 1x1 kernel per factor, mixed: ArbSR's scale-aware kernels in their cheapest form. Two
-levers of FiLM's training: film-from-identity starts from bicubic (train.identity_init) instead of the tutorial's
-trained network, film-log-only reads log fh and log fw alone instead of six features. All train with train.py's
-recipe for a factor-aware model; the table gives each one's validation gain over bicubic per factor, and on the soft
-case at x2. docs/training.md has the figures.
+Anchor blend (factor-aware: srcnn.factor_aware.FactorAwareNet, the shipped model): each convolution's weights are
+blended from one set per anchor factor, linear in log f. FiLM (FiLMNet, here): a small network of the factor scales
+and shifts conv1's and conv2's maps. Mixture (FactorMixtureNet, here): conv2 is two experts whose outputs the factor
+weighs (a softmax of a small network of the factor), which is one 1x1 kernel per factor, mixed: ArbSR's scale-aware
+kernels in their cheapest form. Two levers of FiLM's training: film-from-identity starts from bicubic
+(train.identity_init) instead of the tutorial's trained network, film-log-only reads log fh and log fw alone instead
+of six features. All train with train.py's recipe for a factor-aware model; the table gives each one's validation
+gain over bicubic per factor, and on the soft case at x2. docs/training.md has the figures.
 """
 
 from __future__ import annotations
@@ -25,10 +26,55 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import srcnn_dynamic as sd  # noqa: E402
 import train  # noqa: E402
 from srcnn import models  # noqa: E402
-from srcnn.factor_aware import CONDITION_HIDDEN, MODULATED, FactorAwareNet, factor_features  # noqa: E402
 
 EXPERTS = 2  # conv2 twice: +2,048 multiply-adds per output pixel, a tenth of the network's
 EXPERT_NOISE = 0.01  # the experts start as the tutorial's conv2 plus this much noise: identical ones never part
+
+
+CONDITION_FEATURES = 6  # 1/fh, 1/fw, 1/fh^2, 1/fw^2, log fh, log fw: smooth in the factor, 0 to 1 and beyond
+CONDITION_HIDDEN = 32  # the conditioning network's width: 6 -> 32 -> 192 values, 7 K weights
+MODULATED = (64, 32)  # the channels of conv1 and conv2, each given a scale and a shift
+
+
+def factor_features(factor: torch.Tensor) -> torch.Tensor:
+    """The factor [1, 1, fh, fw] as the conditioning reads it: (1, 6) = 1/fh, 1/fw, 1/fh^2, 1/fw^2, log fh, log fw."""
+    scales = factor[2:].reshape(1, 2)  # (1, 2): fh, fw
+    inverse = 1.0 / scales
+    return torch.cat([inverse, inverse * inverse, torch.log(scales)], dim=1)
+
+
+class FiLMNet(nn.Module):
+    """SRCNN 9-1-5 whose conv1 and conv2 maps a small network of the factor scales and shifts (FiLM, Perez et al.,
+    AAAI 2018): constant convolution weights, a Mul and an Add per modulated layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=9, padding=4)  # the tutorial's layers, under its names: its
+        self.conv2 = nn.Conv2d(64, 32, kernel_size=1, padding=0)  # weights load into them as they are
+        self.conv3 = nn.Conv2d(32, 3, kernel_size=5, padding=2)
+        self.relu = nn.ReLU()
+        self.condition = nn.Sequential(nn.Linear(CONDITION_FEATURES, CONDITION_HIDDEN), nn.ReLU(),
+                                       nn.Linear(CONDITION_HIDDEN, 2 * sum(MODULATED)))
+        nn.init.zeros_(self.condition[2].weight)  # scale 1 + 0, shift 0: the tutorial's network at the start
+        nn.init.zeros_(self.condition[2].bias)
+
+    def forward(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        return self.refine(self.upsample(x, factor), factor)
+
+    def upsample(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        return sd.NewInterpolate.apply(x, factor)
+
+    def modulation(self, factor: torch.Tensor) -> list[torch.Tensor]:
+        """[scale1, shift1, scale2, shift2] for the factor [1, 1, fh, fw]: (1, 64, 1, 1) twice, (1, 32, 1, 1) twice."""
+        values = self.condition(factor_features(factor))  # (1, 192)
+        sizes = [size for size in MODULATED for _ in range(2)]  # scale and shift of conv1, then of conv2
+        return [v.reshape(1, -1, 1, 1) for v in torch.split(values, sizes, dim=1)]
+
+    def refine(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        scale1, shift1, scale2, shift2 = self.modulation(factor)
+        x = self.relu(self.conv1(x) * (1.0 + scale1) + shift1)  # (N, 64, H', W')
+        x = self.relu(self.conv2(x) * (1.0 + scale2) + shift2)  # (N, 32, H', W')
+        return self.conv3(x)
 
 
 class FactorMixtureNet(nn.Module):
@@ -71,14 +117,14 @@ class FactorMixtureNet(nn.Module):
                 self.conv2.bias[rows] = state["conv2.bias"]
 
 
-class FiLMFromIdentity(FactorAwareNet):
+class FiLMFromIdentity(FiLMNet):
     """FiLM, starting from bicubic (the identity) rather than from the tutorial's trained network."""
 
     def start_from_tutorial(self, state: dict[str, torch.Tensor]) -> None:
         train.identity_init(self)
 
 
-class FiLMLogOnly(FactorAwareNet):
+class FiLMLogOnly(FiLMNet):
     """FiLM whose conditioning reads log fh and log fw alone."""
 
     def __init__(self) -> None:
@@ -91,69 +137,11 @@ class FiLMLogOnly(FactorAwareNet):
         return [v.reshape(1, -1, 1, 1) for v in torch.split(values, sizes, dim=1)]
 
 
-BLEND_ANCHORS = (1.25, 2.0, 3.0, 4.0)  # one set of weights per anchor factor, blended between neighbours in log f
-
-
-def anchor_blend(factor: torch.Tensor, anchors: tuple[float, ...] = BLEND_ANCHORS) -> torch.Tensor:
-    """(K,) weights summing to 1: piecewise-linear hats in log f over the anchors, one per axis, averaged."""
-    x = torch.log(factor[2:]).reshape(2, 1)  # (2, 1): log fh, log fw
-    a = torch.log(torch.tensor(anchors, dtype=factor.dtype, device=factor.device)).reshape(1, -1)  # (1, K)
-    big = torch.full_like(x, 1e4)  # (2, 1): no anchor before the first or after the last
-    rise = torch.cat([big, (x - a[:, :-1]) / (a[:, 1:] - a[:, :-1])], dim=1)  # (2, K): up from the anchor before
-    fall = torch.cat([(a[:, 1:] - x) / (a[:, 1:] - a[:, :-1]), big], dim=1)  # (2, K): down to the anchor after
-    return torch.clamp(torch.minimum(rise, fall), 0.0, 1.0).mean(dim=0)  # (K,)
-
-
-class BlendedConv(nn.Module):
-    """A convolution whose weights are a blend of one set per anchor factor: (K, out, in, k, k) and (K, out)."""
-
-    def __init__(self, anchors: int, inputs: int, outputs: int, kernel: int) -> None:
-        super().__init__()
-        self.kernel_size, self.padding, self.outputs = (kernel, kernel), kernel // 2, outputs
-        self.weight = nn.Parameter(torch.zeros(anchors * outputs, inputs, kernel, kernel))  # 4-D: channels_last
-        self.bias = nn.Parameter(torch.zeros(anchors, outputs))
-
-    def forward(self, x: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
-        sets = self.weight.reshape(-1, self.outputs, *self.weight.shape[1:])  # (K, out, in, k, k)
-        weight = (sets * blend.reshape(-1, 1, 1, 1, 1)).sum(dim=0)
-        return nn.functional.conv2d(x, weight, (self.bias * blend.reshape(-1, 1)).sum(dim=0), padding=self.padding)
-
-
-class FactorBlendNet(nn.Module):
-    """SRCNN whose three convolutions take their weights from the factor: anchor sets blended (ArbSR-like)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        k = len(BLEND_ANCHORS)
-        self.conv1, self.conv2, self.conv3 = BlendedConv(k, 3, 64, 9), BlendedConv(k, 64, 32, 1), BlendedConv(k, 32, 3, 5)
-        self.relu = nn.ReLU()
-
-    def forward(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-        return self.refine(self.upsample(x, factor), factor)
-
-    def upsample(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-        return sd.NewInterpolate.apply(x, factor)
-
-    def refine(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-        blend = anchor_blend(factor)
-        x = self.relu(self.conv1(x, blend))
-        x = self.relu(self.conv2(x, blend))
-        return self.conv3(x, blend)
-
-    def start_from_tutorial(self, state: dict[str, torch.Tensor]) -> None:
-        """Every anchor starts as the tutorial's network."""
-        with torch.no_grad():
-            for name in ("conv1", "conv2", "conv3"):
-                conv = getattr(self, name)
-                conv.weight.copy_(state[f"{name}.weight"].repeat(len(BLEND_ANCHORS), 1, 1, 1))
-                getattr(self, name).bias.copy_(state[f"{name}.bias"].expand_as(getattr(self, name).bias))
-
-
 STUDY_MODELS = {  # the variants this study adds to the registry: name -> (class, what it is)
+    "film": ("FiLMNet", "conv1's and conv2's maps scaled and shifted by a small network of the factor"),
     "factor-mixture": ("FactorMixtureNet", "conv2 as two experts mixed by the factor"),
     "film-from-identity": ("FiLMFromIdentity", "FiLM trained from bicubic, not from the tutorial's network"),
     "film-log-only": ("FiLMLogOnly", "FiLM reading log f alone"),
-    "factor-blend": ("FactorBlendNet", "every convolution's weights blended from one set per anchor factor"),
 }
 
 
@@ -161,8 +149,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=train.CONDITIONED_STEPS)
     parser.add_argument("--out", type=Path, default=Path("outputs") / "conditioning_study")
-    parser.add_argument("--models", nargs="+", default=["factor-aware", "factor-mixture"],
-                        help="(default: both; train.py --model factor-aware trains the first alike)")
+    parser.add_argument("--models", nargs="+", default=["factor-aware", "film", "factor-mixture"],
+                        help="(default: the three ways; train.py --model factor-aware trains the first alike)")
     args = parser.parse_args()
     for name, (cls, about) in STUDY_MODELS.items():  # models for this study alone: one registry entry each
         models.MODELS[name] = models.ModelKind(name, "__main__", cls, f"outputs/conditioning_study/{name}.pth", halo=6,
