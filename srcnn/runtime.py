@@ -49,11 +49,11 @@ FACTOR_SENTINEL = np.frombuffer(b"srcnn's factor!\0", dtype=np.float32)
 def specialise(refine: bytes, factor: Factor) -> bytes:
     """A steered graph's convolutions with the factor written in as a constant.
 
-    Fed as an input, the factor reaches the convolutions through a Mul and an Add per layer, and ONNX Runtime runs
-    them as they are: about 1.6x the tutorial model's time, most of it spent moving the 64 and 32 maps out of and
-    back into the blocked layout of its fast convolutions. Held as a constant, the conditioning is folded when the
-    session is made and the Mul and Add fuse into the convolutions' weights: the tutorial model's speed, for a
-    session of a few milliseconds per factor. The 16 bytes of FACTOR_SENTINEL are the raw data of that constant.
+    Fed as an input, the factor reaches the convolutions' weights through the factor-aware model's blend, and ONNX
+    Runtime runs convolutions whose weights are not constants: it blends and reorders them into the blocked layout
+    of its fast convolutions on every run (docs/speed.md). Held as a constant, the blend is folded into constant
+    weights when the session is made: the tutorial model's speed, for a session of a few milliseconds per factor.
+    The 16 bytes of FACTOR_SENTINEL are the raw data of that constant.
     """
     sentinel = FACTOR_SENTINEL.tobytes()
     assert refine.count(sentinel) == 1, "a steered part holds its factor sentinel once"

@@ -33,6 +33,7 @@ import srcnn.startup  # noqa: F401, E402, I001 - first: a signal while the libra
 import srcnn_dynamic as sd  # noqa: E402
 from srcnn import models  # noqa: E402
 from srcnn.errors import run_guarded  # noqa: E402
+from srcnn.graph import conv_weight_shapes  # noqa: E402
 from srcnn.images import write_image  # noqa: E402
 from srcnn.plan import check_output_file  # noqa: E402
 
@@ -119,6 +120,7 @@ def graph_boxes(model: onnx.ModelProto) -> tuple[list[Box], list[tuple[int, int]
     """The boxes, in topological order, and the edges (source index, target index) of an ONNX graph."""
     graph, opset = model.graph, next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     dims = {i.name: list(i.dims) for i in graph.initializer}
+    weight_shapes = {name: list(shape) for name, shape in conv_weight_shapes(model).items()}  # blended ones too
     constants = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node if n.op_type == "Constant"}
     # a constant is named after the operator input it feeds: 'scales = [1, 1, 3, 3]'
     feeds = {name: slot_name(node, k, opset) for node in graph.node for k, name in enumerate(node.input)}
@@ -131,7 +133,7 @@ def graph_boxes(model: onnx.ModelProto) -> tuple[list[Box], list[tuple[int, int]
             name = node.output[0]
             boxes.append(Box([f"{feeds[name]} = {values_text(constants[name])}", "(constant)"], "const"))
         else:
-            boxes.append(Box(op_lines(node, dims, constants), "op"))
+            boxes.append(Box(op_lines(node, weight_shapes, constants), "op"))
         edges += [(producer[name], len(boxes) - 1) for name in node.input if name in producer]
         producer.update({name: len(boxes) - 1 for name in node.output})
     for output in graph.output:
@@ -140,22 +142,24 @@ def graph_boxes(model: onnx.ModelProto) -> tuple[list[Box], list[tuple[int, int]
     return boxes, edges
 
 
-def layout(boxes: list[Box], edges: list[tuple[int, int]]) -> int:
-    """Size the boxes, layer them by longest path from the inputs, centre each layer; return the panel height."""
+def layout(boxes: list[Box], edges: list[tuple[int, int]]) -> tuple[int, int]:
+    """Size the boxes, layer them by longest path from the inputs, centre each layer; return the panel's width (at
+    least PANEL_WIDTH, wider for a wide layer) and height."""
     for index, box in enumerate(boxes):
         box.layer = max((boxes[s].layer + 1 for s, t in edges if t == index), default=0)
         text_width = max(cv2.getTextSize(line, FONT, FONT_SCALE, STROKE)[0][0] for line in box.lines)
         stretch = 1.3 if box.kind in ELLIPSES else 1.0  # an ellipse needs more room around the same text
         box.width = int((text_width + 2 * PAD) * stretch)
         box.height = int((len(box.lines) * LINE_HEIGHT + PAD) * stretch)
-    y = TOP
-    for layer in range(max(box.layer for box in boxes) + 1):
-        row = [box for box in boxes if box.layer == layer]
-        x = (PANEL_WIDTH - sum(box.width for box in row) - GAP_X * (len(row) - 1)) // 2
+    rows = [[box for box in boxes if box.layer == layer] for layer in range(max(box.layer for box in boxes) + 1)]
+    widths = [sum(box.width for box in row) + GAP_X * (len(row) - 1) for row in rows]
+    panel_width, y = max(PANEL_WIDTH, max(widths) + 2 * GAP_X), TOP
+    for row, width in zip(rows, widths, strict=True):
+        x = (panel_width - width) // 2
         for box in row:
             box.left, box.top, x = x, y, x + box.width + GAP_X
         y += max(box.height for box in row) + GAP_Y
-    return y
+    return panel_width, y
 
 
 def put_centred(image: np.ndarray, text: str, centre_x: int, baseline: int, scale: float = FONT_SCALE,
@@ -193,13 +197,14 @@ def draw_edges(image: np.ndarray, boxes: list[Box], edges: list[tuple[int, int]]
 def draw_panel(model: onnx.ModelProto, title: str) -> np.ndarray:
     """One graph drawn under its title and a summary of its graph inputs and initializers."""
     boxes, edges = graph_boxes(model)
-    image = np.full((layout(boxes, edges), PANEL_WIDTH, 3), WHITE, np.uint8)
+    width, height = layout(boxes, edges)
+    image = np.full((height, width, 3), WHITE, np.uint8)
     weights = model.graph.initializer
-    put_centred(image, title, PANEL_WIDTH // 2, 34 * SUPERSAMPLE, TITLE_SCALE, INK, 2 * STROKE)
+    put_centred(image, title, width // 2, 34 * SUPERSAMPLE, TITLE_SCALE, INK, 2 * STROKE)
     inputs = ", ".join(box.lines[0] for box in boxes if box.kind == "input")
-    put_centred(image, f"graph inputs: {inputs}", PANEL_WIDTH // 2, 62 * SUPERSAMPLE, colour=EDGE)
+    put_centred(image, f"graph inputs: {inputs}", width // 2, 62 * SUPERSAMPLE, colour=EDGE)
     put_centred(image, f"{len(weights)} initializers, {sum(int(np.prod(w.dims)) for w in weights):,} weights"
-                " (in the Conv boxes)", PANEL_WIDTH // 2, 84 * SUPERSAMPLE, colour=EDGE)
+                " (in the Conv boxes)", width // 2, 84 * SUPERSAMPLE, colour=EDGE)
     draw_edges(image, boxes, edges)
     for box in boxes:
         draw_box(image, box)
