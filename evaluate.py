@@ -1,16 +1,18 @@
-"""Evaluate the SRCNN against plain bicubic: Y-PSNR and SSIM at several factors, in PyTorch and ONNX Runtime.
+"""Evaluate the SRCNN against plain bicubic: Y-PSNR and SSIM at several factors, in PyTorch and in a runtime.
 
     python evaluate.py                          # every model on the validation photos at x1.5 to x4 (the README's
                                                 # table), then the soft case: the photos blurred before degradation
     python evaluate.py --model factor-aware     # one model
     python evaluate.py --images DIR             # any folder of images, e.g. your own test set
     python evaluate.py --figure docs/face_sr.png
+    python evaluate.py --runtime openvino --precision bf16   # what bf16 costs (on a CPU with AVX512-BF16 or AMX)
 
 Each high-resolution image is cropped to sides that are multiples of the factor and degraded by antialiased
 bicubic downsampling to 8 bits (srcnn.data.make_pair). Bicubic is the models' own first stage (the Resize alone);
-each model (srcnn.models, side by side) runs whole in PyTorch and through its exported ONNX model in ONNX Runtime,
-which must agree within ORT_PSNR_TOLERANCE. PSNR and SSIM are measured on BT.601 luma with ceil(factor) border pixels
-cropped, the convention of the super-resolution literature. Each factor's row names its worst image: a model
+each model (srcnn.models, side by side) runs whole in PyTorch (float32) and through its exported ONNX model in a
+runtime (--runtime, default ONNX Runtime; srcnn.runtimes), whose PSNR must agree within RUNTIME_PSNR_TOLERANCE of
+its precision: in bf16, that is the gain over bicubic that bf16 may lose. PSNR and SSIM are measured on BT.601
+luma with ceil(factor) border pixels cropped, the convention of the super-resolution literature. Each factor's row names its worst image: a model
 that wins on average can still lose on one picture. The soft case blurs the validation photos
 (data.SOFT_SIGMA) before degrading them, as an old or out-of-focus photo is: there, sharpening can only lose.
 """
@@ -40,13 +42,17 @@ from srcnn.images import IMAGE_SUFFIXES, image_paths, read_picture, write_image
 from srcnn.models import MODELS
 from srcnn.plan import check_output_file
 from srcnn.pytorch import export, run_torch, tutorial_factor
-from srcnn.runtime import OrtRunner
+from srcnn.core import BF16_GAIN_LOSS_DB, PRECISIONS
+from srcnn.runtime import Runner
+from srcnn.runtimes import DEFAULT_RUNTIME, RUNTIMES, create_runner, runtime_class
 from srcnn.tiling import choose_tile
 from srcnn.weights import load_model
 
 log = logging.getLogger("evaluate")
 
-ORT_PSNR_TOLERANCE = 0.01  # dB: ONNX Runtime must reproduce PyTorch's PSNR to this (outputs differ by ~1e-6)
+# dB: a runtime must reproduce PyTorch's PSNR to this: in fp32 the outputs differ by ~1e-6; bf16 may lose this much
+# of the gain over bicubic (srcnn.core: its parity budget is derived from it)
+RUNTIME_PSNR_TOLERANCE = {"fp32": 0.01, "bf16": BF16_GAIN_LOSS_DB}
 # data.ssim_y's Gaussian window (sigma 1.5, scikit-image's truncate 3.5): 11 pixels a side, the least SSIM measures
 SSIM_WINDOW = 2 * int(3.5 * 1.5 + 0.5) + 1
 # Per image: the metrics (srcnn.data) hold whole float64 copies of its luma, about 200 bytes a pixel at their peak
@@ -67,13 +73,13 @@ TABLE_FACTORS = ("1.5", *data.EVAL_FACTORS)
 
 @dataclass(frozen=True)
 class Row:
-    """Bicubic and SRCNN on one image at one factor, and SRCNN's PSNR through ONNX Runtime."""
+    """Bicubic and SRCNN on one image at one factor, and SRCNN's PSNR through the runtime."""
 
     image: str
     factor: sd.Factor
     bicubic: data.Scores
     srcnn: data.Scores
-    ort_psnr: float
+    runtime_psnr: float
 
     @property
     def gain(self) -> float:
@@ -170,11 +176,11 @@ def bicubic(lr: torch.Tensor, factor: sd.Factor) -> torch.Tensor:
 
 def evaluate(
     model: torch.nn.Module,
-    runner: OrtRunner,
+    runner: Runner,
     images: Images,
     factors: Sequence[sd.Factor],
 ) -> list[Row]:
-    """Bicubic, SRCNN in PyTorch and SRCNN in ONNX Runtime on every image at every factor; rows by factor.
+    """Bicubic, SRCNN in PyTorch and SRCNN in the runtime on every image at every factor; rows by factor.
 
     Each image is read once (`images` may decode as it goes); large outputs run tile by tile (the untiled pixels),
     so that conv1's 64 maps never take more than a tile's memory."""
@@ -186,19 +192,19 @@ def evaluate(
             # one result at a time: each is scored and let go before the next is computed
             baseline = data.score(hr, bicubic(lr, factor), factor)
             srcnn = data.score(hr, torch.from_numpy(run_torch(model, lr, factor, tile)), factor)
-            ort_psnr = data.psnr_y(hr, torch.from_numpy(runner(lr.numpy(), factor, tile)), factor)
-            rows.append(Row(name, factor, baseline, srcnn, ort_psnr))
+            runtime_psnr = data.psnr_y(hr, torch.from_numpy(runner(lr.numpy(), factor, tile)), factor)
+            rows.append(Row(name, factor, baseline, srcnn, runtime_psnr))
     return sorted(rows, key=lambda row: factors.index(row.factor))  # stable: images in order within a factor
 
 
-def format_table(rows_by_model: dict[str, Sequence[Row]], per_image: bool) -> str:
+def format_table(rows_by_model: dict[str, Sequence[Row]], per_image: bool, runtime: str = "ORT") -> str:
     """Mean scores per factor, bicubic then each model side by side (its PSNR, SSIM, gain over bicubic and worst
-    image's gain), and the largest ONNX Runtime - PyTorch PSNR difference of the row; with per_image, a row per image
+    image's gain), and the largest `runtime` - PyTorch PSNR difference of the row; with per_image, a row per image
     before each mean."""
     header = ["factor", "images", "bicubic PSNR", "SSIM"]
     for name in rows_by_model:
         header += [f"{name} PSNR", "SSIM", "gain", "worst gain"]
-    header.append("max |ORT - PyTorch|")
+    header.append(f"max |{runtime} - PyTorch|")
     first = next(iter(rows_by_model.values()))
     table = []
     for factor in dict.fromkeys(r.factor for r in first):
@@ -216,7 +222,7 @@ def format_table(rows_by_model: dict[str, Sequence[Row]], per_image: bool) -> st
                 line += [f"{np.mean([r.srcnn.psnr for r in rows]):.2f} dB",
                          f"{np.mean([r.srcnn.ssim for r in rows]):.4f}", f"{np.mean([r.gain for r in rows]):+.2f} dB",
                          f"{worst.gain:+.2f} dB" + (f" {worst.image}" if len(rows) > 1 else "")]
-            line.append(f"{max(abs(r.ort_psnr - r.srcnn.psnr) for rows in members.values() for r in rows):.3f} dB")
+            line.append(f"{max(abs(r.runtime_psnr - r.srcnn.psnr) for rows in members.values() for r in rows):.3f} dB")
             table.append(line)
     return sd.render_table(header, table, left=2)
 
@@ -275,6 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         + ", ".join(MODELS) + ")")
     parser.add_argument("--weights", type=Path, metavar="PATH",
                         help="with one --model: these weights instead of its shipped ones")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=DEFAULT_RUNTIME,
+                        help="what runs the exported graph beside PyTorch (default: %(default)s)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="of the runtime's convolutions; bf16 needs --runtime openvino and a CPU with AVX512-BF16"
+                        " or AMX (default: %(default)s)")
     parser.add_argument("--per-image", action="store_true", help="a row per image as well as the means")
     parser.add_argument("--figure", type=Path, metavar="PATH", help="also draw the face figure (x3, x4) to PATH")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with tracebacks")
@@ -290,6 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Check every path and number, evaluate, print the table; return the exit code."""
     factors = [tutorial_factor(f) for f in args.factor or map(sd.Factor.parse, TABLE_FACTORS)]
+    runtime_class(args.runtime).check("cpu", args.precision)  # installed, and this CPU computes the precision
     paths = folder_images(args.images) if args.images else []
     if args.figure:
         inputs = [args.weights] if args.weights else [models.model_kind(name).weights_path for name in args.model]
@@ -306,21 +318,24 @@ def run(args: argparse.Namespace) -> int:
     check_images(images(), factors)  # every image large enough for every factor, before any work
     rows, soft_rows = {}, {}
     for name, network in networks.items():
-        runner = OrtRunner(graph_parts(export(args.weights, model_name=name)))  # as python -m srcnn runs it
+        parts = graph_parts(export(args.weights, model_name=name))  # as python -m srcnn runs it
+        runner = create_runner(parts, args.runtime, precision=args.precision)
         rows[name] = evaluate(network, runner, images(), factors)
         if not args.images:
             soft_rows[name] = evaluate(network, runner, soft_images(), factors)
     if args.figure:
         face_figure(networks, args.figure)
-    print(format_table(rows, args.per_image))
+    label = "ORT" if args.runtime == "ort" else runtime_class(args.runtime).label  # the tutorial's short name
+    label += f" {args.precision}" * (args.precision != "fp32")
+    print(format_table(rows, args.per_image, label))
     if soft_rows:
         print(f"\nsoft case: the same photos blurred by a {data.SOFT_SIGMA:g}-pixel Gaussian before degradation")
-        print(format_table(soft_rows, args.per_image))
+        print(format_table(soft_rows, args.per_image, label))
     every = [r for table in (rows, soft_rows) for model_rows in table.values() for r in model_rows]
-    worst = max(every, key=lambda r: abs(r.ort_psnr - r.srcnn.psnr))
-    if abs(worst.ort_psnr - worst.srcnn.psnr) > ORT_PSNR_TOLERANCE:
-        log.error("ONNX Runtime PSNR %.3f dB differs from PyTorch %.3f dB on %s at x%s", worst.ort_psnr,
-                  worst.srcnn.psnr, worst.image, worst.factor.tag)
+    worst = max(every, key=lambda r: abs(r.runtime_psnr - r.srcnn.psnr))
+    if abs(worst.runtime_psnr - worst.srcnn.psnr) > (tolerance := RUNTIME_PSNR_TOLERANCE[args.precision]):
+        log.error("%s PSNR %.3f dB differs from PyTorch %.3f dB (by more than %g dB) on %s at x%s", label,
+                  worst.runtime_psnr, worst.srcnn.psnr, tolerance, worst.image, worst.factor.tag)
         return sd.EXIT_MISMATCH
     return sd.EXIT_OK
 

@@ -1,4 +1,4 @@
-"""One run of `python -m srcnn`: plan every image, load (or build once) the graph, upscale in ONNX Runtime, report.
+"""One run of `python -m srcnn`: plan every image, load (or build once) the graph, upscale in a runtime, report.
 
 Every check a user can fail comes before any work, so a mistake costs no time and writes nothing. PyTorch is
 imported only to build a graph not yet cached, and by --check.
@@ -17,15 +17,16 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from srcnn import cache
-from srcnn.core import (TIMING_RUNS, Device, Factor, OrtResize, SrcnnError, check_opset, check_output_dir,
-                        make_output_dir, real_path)
+from srcnn.core import (TIMING_RUNS, Device, Factor, OrtResize, Precision, SrcnnError, check_opset,
+                        check_output_dir, make_output_dir, real_path)
 from srcnn.errors import is_mistake
 from srcnn.headers import read_header
 from srcnn.images import IMAGE_SUFFIXES, Picture, atomic_path, image_paths, read_picture, write_picture
 from srcnn.models import TUTORIAL_MODEL, model_kind
-from srcnn.plan import RESULT, Job, check_output_file, check_outputs, is_complete, plan_image, sized
+from srcnn.plan import REFERENCE, RESULT, Job, check_output_file, check_outputs, is_complete, plan_image, sized
 from srcnn.report import Report
-from srcnn.runtime import GraphParts, OrtRunner, check_device, resize_keeps_the_size, upscale_alpha
+from srcnn.runtime import GraphParts, Runner, resize_keeps_the_size, upscale_alpha
+from srcnn.runtimes import DEFAULT_RUNTIME, create_runner, runtime_class
 from srcnn.tiling import check_tile
 
 if TYPE_CHECKING:  # srcnn.check loads torch: imported for --check alone
@@ -37,7 +38,7 @@ RESIZE_WORDS = {
     "auto": "as matrix products, or as gathers for long sides",
     "matmul": "as matrix products",
     "gather": "as four gathers per axis",
-    "resize": "as exported (ONNX Runtime's cubic Resize)",
+    "resize": "as exported (the runtime's cubic Resize)",
 }
 
 
@@ -51,6 +52,8 @@ def run(
     opset: int | None = None,
     weights: Path | None = None,
     model: str = TUTORIAL_MODEL,
+    runtime: str = DEFAULT_RUNTIME,
+    precision: Precision = "fp32",
     tile: int | None = None,
     ort_resize: OrtResize = "auto",
     onnx_model: Path | None = None,
@@ -66,12 +69,13 @@ def run(
     image_path: a photo or a folder, or several of them (each folder's results mirror it under `output_dir`);
     None: no image (with `save_onnx`, the run only writes the graph). tile: None tiles large outputs only
     (tiling.choose_tile), 0 never tiles, N tiles of N x N output pixels. onnx_model: run this graph instead of the
-    `model`'s (a srcnn.models name). runs: --check's timed runs per result (default: 1 for a batch, TIMING_RUNS for
-    one photo). An existing, complete result is kept unless `overwrite` (or `check`, which always computes).
+    `model`'s (a srcnn.models name). runtime: a srcnn.runtimes name; precision: of its convolutions. runs:
+    --check's timed runs per result (default: 1 for a batch, TIMING_RUNS for one photo). An existing, complete
+    result is kept unless `overwrite` (or `check`, which always computes).
     """
     started = time.perf_counter()
     model_kind(model)  # a name the registry knows, before any work
-    check_device(device)
+    runtime_class(runtime).check(device, precision)  # installed, and able to run this device and precision here
     check_opset(exporter, opset)
     check_tile(tile)
     inputs = [p for p in (weights, onnx_model) if p is not None]
@@ -89,7 +93,7 @@ def run(
     batch = len(sources) > 1 or any(source.is_dir() for source in sources)  # a batch: skip what fails
     jobs: dict[Path, list[Job]] = {}  # image -> its jobs, one per factor, planned from its header
     if sources:
-        jobs = plan(sources, factors, output_dir, tile, check, recursive, report, batch)
+        jobs = plan(sources, factors, output_dir, tile, check, recursive, report, batch, runtime)
         photos = [*jobs, *(path for path, _ in report.skipped)]
         check_outputs(jobs, [save_onnx] if save_onnx else [], [*photos, *inputs])
         if not (overwrite or check):  # --check always computes: it compares
@@ -100,9 +104,10 @@ def run(
         jobs = {path: [sized(job, *first.rgb.shape[2:], tile) for job in todo] for path, todo in jobs.items()}
     if jobs or save_onnx:
         parts = graph_parts(onnx_model, weights, exporter, opset, model)
-        runner = OrtRunner(parts, device, resize=ort_resize, progress=progress)  # refuses before anything is written
+        runner = create_runner(parts, runtime, device, resize=ort_resize, precision=precision,
+                               progress=progress)  # refuses before anything is written
         how = RESIZE_WORDS[ort_resize] if len(parts.upsample) > 1 else "as matrix products (the file's only form)"
-        log.info("ONNX Runtime on %s, the Resize %s", runner.providers[0], how)
+        log.info("%s on %s, the Resize %s", runner.label, runner.where, how)
         if first is not None:  # one photo: a Resize form the graph lacks is refused before anything is written
             for job in next(iter(jobs.values())):
                 runner.form(*first.rgb.shape[2:], job.factor)
@@ -123,7 +128,7 @@ def run(
 
 
 def plan(sources: Sequence[Path], factors: Sequence[Factor], output_dir: Path, tile: int | None, check: bool,
-         recursive: bool, report: Report, batch: bool) -> dict[Path, list[Job]]:
+         recursive: bool, report: Report, batch: bool, runtime: str = DEFAULT_RUNTIME) -> dict[Path, list[Job]]:
     """Each image's jobs, planned from its header. In a batch (a folder, or several photos) a bad file is skipped
     and named; one photo's problems are the run's."""
     if output_dir.suffix.lower() in IMAGE_SUFFIXES and not output_dir.is_dir():
@@ -143,7 +148,7 @@ def plan(sources: Sequence[Path], factors: Sequence[Factor], output_dir: Path, t
         for path in paths:
             folder = output_dir / path.parent.relative_to(source) if source.is_dir() else output_dir  # mirrored
             try:
-                jobs[path] = plan_image(path, read_header(path), factors, folder, tile, check)
+                jobs[path] = plan_image(path, read_header(path), factors, folder, tile, check, runtime)
             except Exception as exc:
                 skip(report, path, exc, batch)
     check_output_dir(output_dir)
@@ -163,7 +168,7 @@ def left_to_do(report: Report, image: Path, jobs: list[Job]) -> list[Job]:
     return todo
 
 
-def upscale_all(runner: OrtRunner, jobs: dict[Path, list[Job]], first: Picture | None, tile: int | None,
+def upscale_all(runner: Runner, jobs: dict[Path, list[Job]], first: Picture | None, tile: int | None,
                 report: Report, checker: Checker | None, progress: bool) -> None:
     """Every image's jobs, a progress bar over the images (on a terminal, for a folder), a skipped image named."""
     report.output_dir.mkdir(parents=True, exist_ok=True)
@@ -218,7 +223,7 @@ def skip(report: Report, path: Path, exc: Exception, batch: bool) -> None:
         log.debug("the traceback:", exc_info=exc)
 
 
-def upscale(runner: OrtRunner, picture: Picture, jobs: Sequence[Job], report: Report,
+def upscale(runner: Runner, picture: Picture, jobs: Sequence[Job], report: Report,
             checker: Checker | None = None) -> None:
     """One image at each job's factor; each result written in the input's format (with --check, PyTorch's too)."""
     height, width = picture.rgb.shape[2:]
@@ -227,16 +232,16 @@ def upscale(runner: OrtRunner, picture: Picture, jobs: Sequence[Job], report: Re
         if job.tile is not None:
             log.info("%s x%s: tiles of %d px (--tile 0 runs untiled)", name, tag, job.tile)
         if runner.form(height, width, job.factor) == "resize" and resize_keeps_the_size(height, width, job.factor):
-            log.warning("%s x%s: the size does not change, and ONNX Runtime's Resize then returns its input as it"
-                        " is; expect a mismatch (--ort-resize auto follows the factor)", name, tag)
+            log.warning("%s x%s: the size does not change, and %s's Resize then returns its input as it is; expect"
+                        " a mismatch (--ort-resize auto follows the factor)", name, tag, runner.label)
         outputs = {}
         if checker is not None:
-            outputs["torch"], outputs[RESULT], comparison = checker(runner, picture, job)
+            outputs[REFERENCE], outputs[RESULT], comparison = checker(runner, picture, job)
             report.comparisons.append(comparison)
         else:
             outputs[RESULT] = runner(picture.rgb, job.factor, job.tile)
         alpha = None if picture.alpha is None else upscale_alpha(runner, picture.alpha, job.factor)
-        for runtime, out in outputs.items():
-            job.results[runtime].parent.mkdir(parents=True, exist_ok=True)
-            write_picture(job.results[runtime], out, picture, alpha)
-            report.written.append(job.results[runtime])
+        for key, out in outputs.items():
+            job.results[key].parent.mkdir(parents=True, exist_ok=True)
+            write_picture(job.results[key], out, picture, alpha)
+            report.written.append(job.results[key])

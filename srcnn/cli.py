@@ -10,10 +10,11 @@ from pathlib import Path
 
 import srcnn.startup  # noqa: F401 - first: a signal while the libraries load exits quietly (the `srcnn` command)
 from srcnn.core import (DEFAULT_FACTORS, DEFAULT_IMAGE, DEVICES, EXIT_CRASH, EXIT_MISMATCH, EXIT_OK, EXIT_SKIPPED,
-                        EXIT_USAGE, EXPORTERS, MIN_FACTOR, MIN_OPSET, ORT_RESIZES, PARITY_ATOL, TIMING_RUNS, Factor,
-                        OneLineErrorParser)
+                        EXIT_USAGE, EXPORTERS, MIN_FACTOR, MIN_OPSET, ORT_RESIZES, PARITY_ATOL, PRECISIONS,
+                        TIMING_RUNS, Factor, OneLineErrorParser, budget_text)
 from srcnn.errors import factor_arg, run_guarded
 from srcnn.models import DEFAULT_MODEL, MODELS
+from srcnn.runtimes import DEFAULT_RUNTIME, RUNTIMES
 from srcnn.tiling import DEFAULT_TILE, TILE_ABOVE_PIXELS
 
 DESCRIPTION = """\
@@ -21,14 +22,15 @@ Upscale photos, or every photo in a folder, with SRCNN at any factor (3, 2.5, or
 5x6 for height x width). Each photo gives one result per factor, named
 photo_x2.jpg, in the photo's format (grey, alpha, 16 bits, EXIF and colour
 profile kept), in --output-dir, and nothing else is written there. It runs on
-ONNX Runtime: the first run exports the model once into your cache folder; later
-runs start in a fraction of a second. Results that already exist are kept, so a
+ONNX Runtime or OpenVINO: the first run exports the model once into your cache
+folder; later runs start in a fraction of a second. Results that already exist are kept, so a
 rerun finishes only what is missing. Results stop at 8192x8192 pixels."""
 
 EXAMPLES = (("-i photo.jpg -s 2", "writes outputs/photo_x2.jpg"),
             ("-i photos/ -r -s 2 -o big", "every photo under photos/, mirrored"),
             ("--save-onnx srcnn.onnx", "the graph, for plain ONNX Runtime"),
-            ("--check", "PyTorch beside ONNX Runtime, compared"))
+            ("--check", "PyTorch beside ONNX Runtime, compared"),
+            ("--runtime openvino --check", "the same graph in OpenVINO, compared"))
 
 
 def epilog(prog: str) -> str:
@@ -41,7 +43,7 @@ examples:
 
 exit codes:
   {EXIT_OK}  done
-  {EXIT_MISMATCH}  (--check) ONNX Runtime and PyTorch differ by more than {PARITY_ATOL:g}
+  {EXIT_MISMATCH}  (--check) the runtime and PyTorch differ by more than {PARITY_ATOL:g} (bf16: {budget_text("bf16")})
   {EXIT_USAGE}  a mistake in the command or its files: one line on stderr, nothing written
   {EXIT_SKIPPED}  some photos of a folder were skipped, each named; the others were written
   {EXIT_CRASH}  an unexpected failure: one line; -v shows the traceback
@@ -103,22 +105,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     model.add_argument("--opset", type=int, metavar="N",
                        help=f"ONNX opset of the export (default: {MIN_OPSET['torchscript']} with torchscript,"
                        f" {MIN_OPSET['dynamo']} with dynamo, the oldest each can write)")
-    speed = parser.add_argument_group("speed and memory")
+    speed = parser.add_argument_group("runtime, speed and memory")
+    speed.add_argument("--runtime", choices=RUNTIMES, default=DEFAULT_RUNTIME,
+                       help="what runs the graph: "
+                       + "; ".join(f"{kind.name}, {kind.about}" for kind in RUNTIMES.values())
+                       + " (default: %(default)s)")
     speed.add_argument("--device", choices=DEVICES, default="cpu",
-                       help="where ONNX Runtime runs; cuda needs requirements-gpu.txt (default: %(default)s)")
+                       help="where the runtime runs; cuda (ONNX Runtime) needs requirements-gpu.txt (default:"
+                       " %(default)s)")
+    speed.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                       help="of the convolutions (the upsampling stays float32): bf16 with --runtime openvino on a CPU"
+                       " with AVX512-BF16 or AMX, refused elsewhere (default: %(default)s)")
     speed.add_argument("--tile", type=int, metavar="N",
                        help=f"compute in tiles of NxN output pixels, which bounds memory; 0: never (default: tiles of"
                        f" {DEFAULT_TILE} for outputs over {TILE_ABOVE_PIXELS:,} pixels; the same result either way)")
     speed.add_argument("--ort-resize", choices=ORT_RESIZES, default="auto",
-                       help="how ONNX Runtime computes the bicubic upsampling: matmul, two matrix products (fastest);"
+                       help="how the runtime computes the bicubic upsampling: matmul, two matrix products (fastest);"
                        " gather, four gathers per axis (memory follows the output: for very long sides); auto, matmul"
-                       " unless a side is very long; resize, ONNX Runtime's own Resize as exported (slower)"
+                       " unless a side is very long; resize, the runtime's own Resize as exported (slower)"
                        " (default: %(default)s)")
     checking = parser.add_argument_group("checking")
     checking.add_argument("--check", action="store_true",
                           help="compute every result in PyTorch too (loads it: seconds), write both as"
-                          f" photo_torch_2.jpg and photo_ort_2.jpg, print the parity table; exit {EXIT_MISMATCH}"
-                          f" when they differ by more than {PARITY_ATOL:g}")
+                          " photo_torch_2.jpg and photo_ort_2.jpg (photo_openvino_2.jpg), print the parity table;"
+                          f" exit {EXIT_MISMATCH} when they differ by more than {PARITY_ATOL:g} (bf16:"
+                          f" {budget_text('bf16')})")
     checking.add_argument("--runs", type=int, metavar="N",
                           help=f"with --check: timed runs per result, the median reported (default: {TIMING_RUNS}"
                           " for one photo, 1 for a folder); benchmark.py measures speed properly")
@@ -160,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         report = run(args.image, args.factor, output_dir=args.output_dir, device=args.device,
                      exporter=args.exporter, opset=args.opset, weights=args.weights, model=args.model,
-                     tile=args.tile,
+                     runtime=args.runtime, precision=args.precision, tile=args.tile,
                      ort_resize=args.ort_resize, onnx_model=args.onnx, check=args.check, runs=args.runs,
                      recursive=args.recursive, overwrite=args.overwrite, save_onnx=args.save_onnx,
                      progress=not args.quiet)

@@ -42,6 +42,13 @@ MAX_OUTPUT_PIXELS = 4096 * 4096  # untiled, conv1 holds 64 float32 maps at outpu
 MAX_OUTPUT_SIDE = 1_000_000  # libpng writes no longer side (the 4096^2 pixels could make a 1 x 16,777,216 strip)
 TIMING_RUNS = 3  # --check reports the median of this many runs for one image (the first one included)
 PARITY_ATOL = 1e-4  # ORT vs PyTorch on [0, 1]: sums in other orders; 40x below one 8-bit level (docs/testing.md)
+Precision = Literal["fp32", "bf16"]  # of the convolutions: the upsampling's weights and indices stay float32 always
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
+# bf16's parity budget is a PSNR against float32's result, not PARITY_ATOL (its 8-bit significand rounds each weight
+# and activation by up to 0.4 %): the noise that costs at most BF16_GAIN_LOSS_DB of the gain over bicubic for
+# results BF16_RESULT_PSNR_DB from the truth (the held-out photos at x2, the sharpest case) is 53.4 dB below them
+BF16_GAIN_LOSS_DB, BF16_RESULT_PSNR_DB = 0.05, 34.0
+BF16_MIN_PSNR_DB = -10 * math.log10(10 ** (-BF16_RESULT_PSNR_DB / 10) * (10 ** (BF16_GAIN_LOSS_DB / 10) - 1))
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130  # 130 = 128 + SIGINT
 EXIT_SKIPPED = 3  # --image DIR: some images could not be processed (each named); the others were
 EXIT_CRASH = 4  # neither a mistake in the command nor a parity failure: a bug, out of memory, a failing disk
@@ -100,6 +107,16 @@ class Factor:
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(floor(H * fh), floor(W * fw)), computed as the model computes it (resized_length)."""
         return resized_length(height, self.height), resized_length(width, self.width)
+
+
+def within_budget(precision: Precision, max_abs_diff: float, psnr_db: float) -> bool:
+    """Whether a result is close enough to PyTorch's float32 one: PARITY_ATOL in fp32, BF16_MIN_PSNR_DB in bf16."""
+    return max_abs_diff <= PARITY_ATOL if precision == "fp32" else psnr_db >= BF16_MIN_PSNR_DB
+
+
+def budget_text(precision: Precision) -> str:
+    """The budget in words, for tables and errors."""
+    return f"max |diff| <= {PARITY_ATOL:g}" if precision == "fp32" else f"PSNR >= {BF16_MIN_PSNR_DB:.1f} dB"
 
 
 def real_path(path: Path) -> Path:

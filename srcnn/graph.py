@@ -18,7 +18,8 @@ import onnxruntime as ort
 from srcnn.core import INPUT_NAMES, OUTPUT_NAME, Device, SrcnnError
 from srcnn.probe import probe_problems
 from srcnn.rewrite import REWRITE_PREFIX, resize_as_gather, resize_as_matmul
-from srcnn.runtime import FACTOR_SENTINEL, FORMS, GraphParts, create_session
+from srcnn.ort_runtime import create_session
+from srcnn.runtime import FACTOR_SENTINEL, FORMS, GraphParts
 
 REWRITES: dict[str, Callable[[onnx.ModelProto], onnx.ModelProto]] = {
     "matmul": resize_as_matmul, "gather": resize_as_gather, "resize": lambda proto: proto,

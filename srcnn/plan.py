@@ -18,7 +18,7 @@ from srcnn.tiling import DEFAULT_TILE, MAX_TILED_OUTPUT_PIXELS, choose_tile
 
 log = logging.getLogger("srcnn")
 
-RESULT = "ort"  # the one result of a run: ONNX Runtime's (--check adds PyTorch's, "torch", beside it)
+RESULT, REFERENCE = "result", "torch"  # a job's result, its runtime's; with --check PyTorch's too, beside it
 COMPLETE_ENDINGS = {"PNG": b"IEND\xaeB`\x82", "JPEG": b"\xff\xd9"}  # the last bytes of a whole file
 HOLDS_16_BITS = (".png", ".tif", ".tiff")  # OpenCV writes 16-bit samples in these; JPEG, WebP and BMP keep 8
 HOLDS_ALPHA = (".png", ".tif", ".tiff", ".webp", ".bmp")  # JPEG has no alpha channel
@@ -32,7 +32,7 @@ class Job:
 
     image: Path
     factor: Factor
-    results: dict[str, Path]  # runtime ("ort"; with --check "torch" too) -> result path
+    results: dict[str, Path]  # RESULT (with --check REFERENCE too) -> result path
     sizes: frozenset[tuple[int, int]] = frozenset()  # the result's (height, width), by the header: either way round
     tile: int | None = None  # None: untiled
 
@@ -50,22 +50,23 @@ def result_suffix(image: Path, header: ImageHeader) -> str:
     return suffix
 
 
-def result_names(stem: str, factor: Factor, suffix: str, check: bool) -> dict[str, str]:
+def result_names(stem: str, factor: Factor, suffix: str, check: bool, runtime: str = "ort") -> dict[str, str]:
     """The file names of an image's results at `factor`: photo_x2.jpg; with --check, photo_torch_2.jpg and
-    photo_ort_2.jpg (PyTorch's and ONNX Runtime's, as the tutorial names them)."""
+    photo_ort_2.jpg (PyTorch's and the runtime's, as the tutorial names them; photo_openvino_2.jpg in OpenVINO)."""
     if check:
-        return {runtime: f"{stem}_{runtime}_{factor.tag}{suffix}" for runtime in ("torch", RESULT)}
+        return {REFERENCE: f"{stem}_{REFERENCE}_{factor.tag}{suffix}", RESULT: f"{stem}_{runtime}_{factor.tag}{suffix}"}
     return {RESULT: f"{stem}_x{factor.tag}{suffix}"}
 
 
 def plan_image(image: Path, header: ImageHeader, factors: Sequence[Factor], output_dir: Path,
-               tile: int | None, check: bool = False) -> list[Job]:
+               tile: int | None, check: bool = False, runtime: str = "ort") -> list[Job]:
     """The image's jobs, one per factor, with their result paths; refuse what its header declares, before decoding.
 
     The header's size is checked both ways round: a camera's orientation tag may turn the decoded picture.
     """
     suffix = result_suffix(image, header)
-    jobs = [Job(image, f, {rt: output_dir / name for rt, name in result_names(image.stem, f, suffix, check).items()},
+    names = {f: result_names(image.stem, f, suffix, check, runtime) for f in factors}
+    jobs = [Job(image, f, {key: output_dir / name for key, name in names[f].items()},
                 frozenset({f.output_size(header.height, header.width), f.output_size(header.width, header.height)}))
             for f in factors]
     for job in jobs:

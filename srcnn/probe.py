@@ -58,7 +58,7 @@ def _run_probes(model: bytes) -> list[str]:
     import numpy as np
 
     from srcnn.core import Factor
-    from srcnn.runtime import create_session, run_session
+    from srcnn.ort_runtime import create_session, run_session
 
     try:
         session = create_session(model)

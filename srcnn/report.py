@@ -9,17 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from srcnn.core import EXIT_MISMATCH, EXIT_OK, EXIT_SKIPPED, PARITY_ATOL, SrcnnError
+from srcnn.core import EXIT_MISMATCH, EXIT_OK, EXIT_SKIPPED, SrcnnError, budget_text
 
 if TYPE_CHECKING:  # the tutorial loads torch: --check alone fills comparisons
-    from srcnn_dynamic import Comparison
+    from srcnn.check import Comparison
 
 log = logging.getLogger("srcnn")
 
 
 @dataclass
 class Report:
-    """What a run did. `comparisons` (sd.Comparison rows) are filled by --check alone."""
+    """What a run did. `comparisons` (srcnn.check.Comparison rows) are filled by --check alone."""
 
     output_dir: Path
     written: list[Path] = field(default_factory=list)  # results written by this run
@@ -72,14 +72,15 @@ def say(text: str, stream: TextIO) -> None:
 def finish(report: Report, quiet: bool = False) -> int:
     """Print the last line (and --check's table); return the exit code: mismatch first, then skipped images."""
     if report.comparisons:
-        import srcnn_dynamic as sd  # --check has loaded it already, with torch
+        from srcnn.check import format_table  # --check has loaded it already, with torch
 
-        say(sd.format_table(report.comparisons), sys.stdout)
+        say(format_table(report.comparisons), sys.stdout)
     if not quiet:
         say(summary(report), sys.stderr if report.comparisons else sys.stdout)
     if failed := [r for r in report.comparisons if not r.ok]:
         worst = max(failed, key=lambda r: r.max_abs_diff)
-        log.error("ONNX Runtime differs from PyTorch by %.2e (> %g) on %s at x%s", worst.max_abs_diff,
-                  PARITY_ATOL, worst.image, worst.factor.tag)
+        log.error("%s (%s) differs from PyTorch by %.2e, PSNR %.1f dB (budget: %s) on %s at x%s", worst.runtime,
+                  worst.precision, worst.max_abs_diff, worst.psnr_db, budget_text(worst.precision), worst.image,
+                  worst.factor.tag)
         return EXIT_MISMATCH
     return EXIT_SKIPPED if report.skipped else EXIT_OK

@@ -3,9 +3,10 @@
     from srcnn import Upscaler
     upscaler = Upscaler()            # the shipped model, ONNX Runtime on the CPU
     big = upscaler(rgb, 2.5)         # (H, W, 3) uint8 RGB -> (floor(2.5 H), floor(2.5 W), 3) uint8
+    Upscaler(runtime="openvino")     # the same graph in OpenVINO
 
-Like `python -m srcnn`, it runs the cached graph (built once, with PyTorch, the first time) in ONNX Runtime,
-tiles large outputs, and upscales an alpha channel with the same bicubic.
+Like `python -m srcnn`, it runs the cached graph (built once, with PyTorch, the first time) in a runtime (ONNX
+Runtime by default), tiles large outputs, and upscales an alpha channel with the same bicubic.
 """
 
 from __future__ import annotations
@@ -17,22 +18,24 @@ import cv2
 import numpy as np
 
 from srcnn import cache
-from srcnn.core import DEVICES, MAX_OUTPUT_PIXELS, Device, Factor, SrcnnError, check_output_size
+from srcnn.core import DEVICES, MAX_OUTPUT_PIXELS, PRECISIONS, Device, Factor, Precision, SrcnnError, check_output_size
 from srcnn.models import DEFAULT_MODEL, model_kind
-from srcnn.runtime import OrtRunner, check_device, upscale_alpha
+from srcnn.runtime import Runner, upscale_alpha
+from srcnn.runtimes import DEFAULT_RUNTIME, create_runner, runtime_class
 from srcnn.tiling import MAX_TILED_OUTPUT_PIXELS, check_tile, choose_tile
 
 
 class Upscaler:
-    """An SRCNN upscaler: `Upscaler(...)(image, factor)`. Its ONNX Runtime sessions are made on the first call
-    (and again after unpickling), never pickled: the object itself is a few settings."""
+    """An SRCNN upscaler: `Upscaler(...)(image, factor)`. Its runtime's sessions are made on the first call (and
+    again after unpickling), never pickled: the object itself is a few settings."""
 
     def __init__(self, model: str = DEFAULT_MODEL, device: Device = "cpu", threads: int = 0, *,
-                 weights: str | Path | None = None, onnx: str | Path | None = None, tile: int | None = None) -> None:
+                 weights: str | Path | None = None, onnx: str | Path | None = None, tile: int | None = None,
+                 runtime: str = DEFAULT_RUNTIME, precision: Precision = "fp32") -> None:
         """model: a srcnn.models name (default: what python -m srcnn runs). device: "cpu" or "cuda" (never a silent
-        fallback). threads: ONNX Runtime's intra-op threads (0: one per core). weights: another weights file for the
-        model; onnx: run this graph file instead (one written by --save-onnx). tile: as --tile (None: tiles for large
-        outputs only; 0: never)."""
+        fallback). threads: the runtime's threads (0: one per core). weights: another weights file for the model;
+        onnx: run this graph file instead (one written by --save-onnx). tile: as --tile (None: tiles for large
+        outputs only; 0: never). runtime: a srcnn.runtimes name; precision: "fp32" or "bf16" (its convolutions)."""
         model_kind(model)  # a name the registry knows, refused in one line otherwise
         if device not in DEVICES:
             raise SrcnnError(f"device {device!r}: expected one of {', '.join(DEVICES)}")
@@ -40,22 +43,26 @@ class Upscaler:
             raise SrcnnError("weights and onnx: an ONNX file holds its own weights; give one of them")
         if threads < 0:
             raise SrcnnError(f"threads {threads}: must be 0 (one per core) or more")
-        check_device(device)
+        if precision not in PRECISIONS:
+            raise SrcnnError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        runtime_class(runtime).check(device, precision)
         check_tile(tile)
         self.model, self.device, self.threads, self.tile = model, device, threads, tile
+        self.runtime, self.precision = runtime, precision
         self.weights = None if weights is None else Path(weights)
         self.onnx = None if onnx is None else Path(onnx)
-        self._runner: OrtRunner | None = None
+        self._runner: Runner | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_runner": None}  # sessions hold threads and native memory: rebuilt where used
 
     def __repr__(self) -> str:
-        return f"Upscaler(model={self.model!r}, device={self.device!r}, threads={self.threads})"
+        return (f"Upscaler(model={self.model!r}, device={self.device!r}, threads={self.threads},"
+                f" runtime={self.runtime!r}, precision={self.precision!r})")
 
     @property
-    def runner(self) -> OrtRunner:
-        """The graph in ONNX Runtime, made on first use: from the cache, or from the --onnx file."""
+    def runner(self) -> Runner:
+        """The graph in the runtime, made on first use: from the cache, or from the --onnx file."""
         if self._runner is None:
             if self.onnx is not None:
                 from srcnn import graph  # onnx loads here, to check the user's file
@@ -63,7 +70,8 @@ class Upscaler:
                 parts = graph.graph_parts(graph.load_onnx(self.onnx))
             else:
                 parts = cache.graph_parts(self.weights, model=self.model)
-            self._runner = OrtRunner(parts, self.device, threads=self.threads)
+            self._runner = create_runner(parts, self.runtime, self.device, threads=self.threads,
+                                         precision=self.precision)
         return self._runner
 
     def __call__(self, image: np.ndarray, factor: float | str | tuple[float, float] | Factor) -> np.ndarray:

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import srcnn_dynamic as sd
-from srcnn import graph, models, runtime
+from srcnn import core, graph, models, runtime, runtimes
 
 
 def cuda_skip_reason() -> str | None:
@@ -107,14 +107,31 @@ def session_for(onnx_path: Callable[..., Path]) -> Callable[..., ort.InferenceSe
     return get
 
 
+def runtime_skip_reason(name: str, device: str = "cpu") -> str | None:
+    """Why runtime `name` cannot run on `device` here (not installed, no such device for it), or None."""
+    try:
+        runtimes.runtime_class(name).check(device, "fp32")
+    except core.SrcnnError as exc:
+        return str(exc)
+    return None
+
+
+# the runtimes every parity and tiling test runs in, on the CPU (OpenVINO runs on the CPU alone)
+RUNTIME_NAMES = [pytest.param(name, marks=pytest.mark.skipif(runtime_skip_reason(name) is not None,
+                                                             reason=str(runtime_skip_reason(name))))
+                 for name in runtimes.RUNTIMES]
+
+
 @pytest.fixture(scope="session")
-def runner_for(onnx_path: Callable[..., Path]) -> Callable[..., runtime.OrtRunner]:
-    """runner_for(exporter, device, resize="matmul", name="tutorial"): one OrtRunner (whole and tiled) each."""
+def runner_for(onnx_path: Callable[..., Path]) -> Callable[..., runtime.Runner]:
+    """runner_for(exporter, device, resize="matmul", name="tutorial", runtime="ort"): one Runner (whole and tiled)
+    per combination."""
 
     @functools.cache
-    def get(exporter: str, device: str, resize: str = "matmul", name: str = models.TUTORIAL_MODEL
-            ) -> runtime.OrtRunner:
-        return runtime.OrtRunner(graph.graph_parts(onnx.load(onnx_path(exporter, name))), device, resize=resize)
+    def get(exporter: str, device: str, resize: str = "matmul", name: str = models.TUTORIAL_MODEL,
+            runtime_name: str = runtimes.DEFAULT_RUNTIME) -> runtime.Runner:
+        parts = graph.graph_parts(onnx.load(onnx_path(exporter, name)))
+        return runtimes.create_runner(parts, runtime_name, device, resize=resize)
 
     return get
 

@@ -1,4 +1,4 @@
-"""The product states the tutorial's facts again without torch (srcnn.core, srcnn.runtime, srcnn.graph): each one
+"""The product states the tutorial's facts again without torch (srcnn.core, srcnn.ort_runtime, srcnn.graph): each one
 must equal the tutorial's, so that neither can drift from the other."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import srcnn_dynamic as sd
-from srcnn import core, graph, images, runtime
+from srcnn import core, graph, images, ort_runtime
 
 SHARED = ("RESIZE_MODE", "CUBIC_COEFF_A", "COORDINATE_TRANSFORMATION_MODE", "INPUT_NAMES", "OUTPUT_NAME", "EXPORTERS",
           "MIN_OPSET", "EXPORT_FACTOR", "DEFAULT_IMAGE", "DEFAULT_WEIGHTS", "DEFAULT_FACTORS", "MIN_FACTOR",
           "MAX_FACTOR", "MAX_INPUT_PIXELS", "MAX_OUTPUT_PIXELS", "MAX_OUTPUT_SIDE", "TIMING_RUNS", "PARITY_ATOL",
           "EXIT_OK", "EXIT_MISMATCH", "EXIT_USAGE", "EXIT_CRASH", "EXIT_INTERRUPTED")
-SHARED_BY_RUNTIME = ("CUDA_ALLOW_TF32", "CUDA_PROVIDER", "CPU_PROVIDER", "GPU_INSTALL_HINT")
+SHARED_BY_ORT_RUNTIME = ("CUDA_ALLOW_TF32", "CUDA_PROVIDER", "CPU_PROVIDER", "GPU_INSTALL_HINT")
 
 
 @pytest.mark.parametrize("name", SHARED)
@@ -27,9 +27,9 @@ def test_core_states_the_tutorials_constant(name) -> None:
     assert getattr(core, name) == getattr(sd, name), f"{name}: {getattr(core, name)!r}, tutorial {getattr(sd, name)!r}"
 
 
-@pytest.mark.parametrize("name", SHARED_BY_RUNTIME)
+@pytest.mark.parametrize("name", SHARED_BY_ORT_RUNTIME)
 def test_runtime_states_the_tutorials_constant(name) -> None:
-    assert getattr(runtime, name) == getattr(sd, name), f"{name}: {getattr(runtime, name)!r} vs {getattr(sd, name)!r}"
+    assert getattr(ort_runtime, name) == getattr(sd, name), f"{name}: {getattr(ort_runtime, name)!r} vs {getattr(sd, name)!r}"
 
 
 def test_the_graph_checks_expect_the_tutorials_convolutions() -> None:

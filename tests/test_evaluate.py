@@ -9,7 +9,7 @@ import torch
 
 import evaluate
 import srcnn_dynamic as sd
-from srcnn import data, graph, runtime, weights
+from srcnn import data, graph, runtimes, weights
 
 SWEEP = [f"{2 + q / 4:g}" for q in range(9)] + ["2.1", "3.3"]  # [2, 4] in quarter steps, and two off the grid
 
@@ -81,10 +81,10 @@ def test_evaluate_cli_on_a_folder(tmp_path, capsys) -> None:
 
 def test_onnxruntime_reproduces_the_psnr(trained, tmp_path) -> None:
     images = [(n, i[:, :, :96, :96]) for n, i in evaluate.load_images(None)]
-    runner = runtime.OrtRunner(graph.graph_parts(sd.export_onnx(trained, tmp_path / "m.onnx")))
+    runner = runtimes.create_runner(graph.graph_parts(sd.export_onnx(trained, tmp_path / "m.onnx")))
     rows = evaluate.evaluate(trained, runner, images, [sd.Factor.parse("3")])  # as evaluate.py runs it
     for row in rows:
-        assert abs(row.ort_psnr - row.srcnn.psnr) <= evaluate.ORT_PSNR_TOLERANCE, f"{row}"
+        assert abs(row.runtime_psnr - row.srcnn.psnr) <= evaluate.RUNTIME_PSNR_TOLERANCE["fp32"], f"{row}"
 
 
 def test_evaluate_rejects_a_folder_without_images(tmp_path, capsys) -> None:

@@ -12,10 +12,10 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import DEVICES, MODEL_NAMES
+from conftest import DEVICES, MODEL_NAMES, RUNTIME_NAMES, runtime_skip_reason
 
 import srcnn_dynamic as sd
-from srcnn import graph, pytorch, runtime, tiling, weights
+from srcnn import graph, pytorch, runtimes, tiling, weights
 from srcnn.models import TUTORIAL_MODEL
 
 FACTORS = ["2", "3", "2.5", "5x6"]  # 2.5 and 5x6: output pixels that fall between input pixels
@@ -62,20 +62,27 @@ def test_pytorch_tiled_equals_untiled(model_name, factor_text, tile, device, tra
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("runtime_name", RUNTIME_NAMES)
 @pytest.mark.parametrize("resize", graph.REWRITES)
 @pytest.mark.parametrize("tile", TILES)
 @pytest.mark.parametrize("factor_text", FACTORS)
 @pytest.mark.parametrize("model_name", MODEL_NAMES)
-def test_onnxruntime_tiled_equals_untiled(model_name, factor_text, tile, resize, device, trained, trained_onnx) -> None:
+def test_runtime_tiled_equals_untiled(model_name, factor_text, tile, resize, runtime_name, device, trained,
+                                      trained_onnx) -> None:
+    if reason := runtime_skip_reason(runtime_name, device):
+        pytest.skip(reason)
     factor = sd.Factor.parse(factor_text)
-    runner = runtime.OrtRunner(graph.graph_parts(onnx.load(trained_onnx(model_name))), device, resize=resize)
+    parts = graph.graph_parts(onnx.load(trained_onnx(model_name)))
+    runner = runtimes.create_runner(parts, runtime_name, device, resize=resize)
     untiled = runner(image().numpy(), factor)
     tiled = runner(image().numpy(), factor, tile)
     diff = float(np.max(np.abs(tiled - untiled)))
-    assert diff <= tiling.TILE_ATOL, f"x{factor.tag}, tiles of {tile}, resize={resize}: max |tiled - untiled| = {diff:.3e}"
+    assert diff <= tiling.TILE_ATOL, (f"{runtime_name} x{factor.tag}, tiles of {tile}, resize={resize}:"
+                                      f" max |tiled - untiled| = {diff:.3e}")
     reference = pytorch.run_torch(trained(model_name), image(), factor)
     to_torch = float(np.max(np.abs(tiled - reference)))
-    assert to_torch <= sd.PARITY_ATOL, f"x{factor.tag}, tiles of {tile}: max |tiled ORT - PyTorch| = {to_torch:.3e}"
+    assert to_torch <= sd.PARITY_ATOL, (f"{runtime_name} x{factor.tag}, tiles of {tile}:"
+                                        f" max |tiled - PyTorch| = {to_torch:.3e}")
 
 
 def test_tiles_cover_the_output_once() -> None:

@@ -21,7 +21,7 @@ import torch
 from conftest import ROOT, cli_env, run_cli
 
 import srcnn_dynamic as sd
-from srcnn import app, cache, core, models, report, weights
+from srcnn import app, cache, core, models, report, runtime, weights
 from srcnn.upscaler import Upscaler
 
 
@@ -226,8 +226,8 @@ def test_check_keeps_the_tutorials_table_and_exit_codes(tmp_path, monkeypatch, c
     assert files_under(tmp_path / "out") == ["a_ort_2.png", "a_torch_2.png"]
     code, out = report.finish(checked), capsys.readouterr().out
     assert code == core.EXIT_OK and "ok" in out, f"exit {code}:\n{out}"
-    real_call = app.OrtRunner.__call__
-    monkeypatch.setattr(app.OrtRunner, "__call__", lambda self, *a, **k: real_call(self, *a, **k) + 1e-3)
+    real_call = runtime.Runner.__call__
+    monkeypatch.setattr(runtime.Runner, "__call__", lambda self, *a, **k: real_call(self, *a, **k) + 1e-3)
     drifted = app.run(tmp_path / "a.png", [core.Factor.parse("2")], output_dir=tmp_path / "out2", check=True, runs=1)
     code, out = report.finish(drifted), capsys.readouterr().out
     assert code == core.EXIT_MISMATCH and "FAIL" in out, f"exit {code}:\n{out}"
