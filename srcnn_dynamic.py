@@ -82,16 +82,13 @@ class Factor:
         if not all(MIN_FACTOR <= v <= MAX_FACTOR for v in values):  # NaN fails both comparisons
             raise SrcnnError(f"factor {text!r}: must be a finite number >= {MIN_FACTOR:g} and <= {MAX_FACTOR:.0f}")
         return cls(values[0], values[-1])
-
     @property
     def tag(self) -> str:
         """Short name used in file names: '3', '2.5' or '5x6'."""
         return f"{self.height:g}" if self.height == self.width else f"{self.height:g}x{self.width:g}"
-
     def tensor(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """The model's `factor` input: [1, 1, fh, fw] float32, shape (4,)."""
         return torch.tensor([1.0, 1.0, self.height, self.width], dtype=torch.float32, device=device)
-
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(floor(H * fh), floor(W * fw)), computed as the model computes it (resized_length)."""
         return resized_length(height, self.height), resized_length(width, self.width)
@@ -124,7 +121,6 @@ class NewInterpolate(torch.autograd.Function):
         empty_roi = g.op("Constant", value_t=torch.tensor([], dtype=torch.float32))
         return g.op("Resize", x, empty_roi, factor, coordinate_transformation_mode_s=COORDINATE_TRANSFORMATION_MODE,
                     cubic_coeff_a_f=CUBIC_COEFF_A, mode_s=RESIZE_MODE, nearest_mode_s=NEAREST_MODE)
-
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
         return bicubic_resize(x, factor)
@@ -149,11 +145,9 @@ class SuperResolutionNet(nn.Module):
 
     def forward(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
         return self.refine(self.upsample(x, factor))
-
     def upsample(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
         """Bicubic, with the factor a tensor: (N, 3, H, W) -> (N, 3, H', W')."""
         return NewInterpolate.apply(x, factor)
-
     def refine(self, x: torch.Tensor) -> torch.Tensor:
         """The three convolutions at the upsampled size: (N, 3, H', W') -> (N, 3, H', W')."""
         x = self.relu(self.conv1(x))  # (N, 64, H', W')
@@ -257,10 +251,8 @@ def export_onnx(model: SuperResolutionNet, path: Path | None, *, exporter: Expor
                     opset_version=opset,
                     input_names=list(INPUT_NAMES),  # name the graph inputs as the tutorial does
                     output_names=[OUTPUT_NAME],
-                    dynamic_axes={  # without these, batch, height and width would be fixed at the example's
-                        INPUT_NAMES[0]: {0: "batch", 2: "height", 3: "width"},
-                        OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"},
-                    },
+                    dynamic_axes={INPUT_NAMES[0]: {0: "batch", 2: "height", 3: "width"},  # else fixed at the example's
+                                  OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}},
                     do_constant_folding=True,  # fold the constant roi; the weights stay initializers
                 )
                 proto = onnx.load_from_string(exported.getvalue())
@@ -338,10 +330,9 @@ def run_torch(model: SuperResolutionNet, image: torch.Tensor, factor: Factor) ->
 
 def timed(fn: Callable[[], Any], runs: int = TIMING_RUNS) -> tuple[Any, float]:
     """`fn`'s last result and the median wall time (ms) of `runs` runs, the first one included."""
-    times = []
+    times, result = [], None
     for _ in range(runs):
-        result = None  # the previous result goes first: memory stays one result's, whatever `runs` is
-        start = time.perf_counter()
+        result, start = None, time.perf_counter()  # the previous result goes first: memory stays one result's
         result = fn()
         times.append((time.perf_counter() - start) * 1e3)
     return result, float(np.median(times))
@@ -352,25 +343,17 @@ def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 1.0) -> float:
     mse = float(np.vdot(difference, difference)) / difference.size
     return math.inf if mse == 0.0 else 10.0 * math.log10(peak**2 / mse)
 
-@dataclass(frozen=True)
-class Comparison:
-    """ONNX Runtime against PyTorch on one image at one factor."""
-    image: str
-    factor: Factor
-    output_size: tuple[int, int]
-    max_abs_diff: float
-    psnr_db: float
-    torch_ms: float
-    ort_ms: float
-    ok: bool  # max_abs_diff <= PARITY_ATOL
+TABLE_HEADER = ("factor", "output (HxW)", "max |ORT-PyTorch|", "PSNR ORT vs PyTorch", "PyTorch ms", "ORT ms", "")
 
-def compare(image: str, factor: Factor, torch_out: np.ndarray, ort_out: np.ndarray, torch_ms: float,
-            ort_ms: float) -> Comparison:
-    """The parity figures of one pair of results, which must have the same shape."""
-    assert torch_out.shape == ort_out.shape, f"{image} x{factor.tag}: {torch_out.shape} vs {ort_out.shape}"
+def compare(factor: Factor, torch_out: np.ndarray, ort_out: np.ndarray, torch_ms: float, ort_ms: float
+            ) -> tuple[bool, list[str]]:
+    """Whether ONNX Runtime's result is PyTorch's within PARITY_ATOL, and the table's row of their figures."""
+    assert torch_out.shape == ort_out.shape, f"x{factor.tag}: {torch_out.shape} vs {ort_out.shape}"
     diff = float(np.max(np.abs(torch_out - ort_out)))
-    return Comparison(image, factor, ort_out.shape[2:], diff, psnr(torch_out, ort_out), torch_ms, ort_ms,
-                      ok=diff <= PARITY_ATOL)
+    ok = diff <= PARITY_ATOL
+    return ok, [f"x{factor.tag}", "{}x{}".format(*ort_out.shape[2:]), f"{diff:.2e}",
+                f"{psnr(torch_out, ort_out):.1f} dB", f"{torch_ms:.1f}", f"{ort_ms:.1f}",
+                "ok" if ok else f"FAIL (> {PARITY_ATOL:g})"]
 
 def render_table(header: Sequence[str], rows: Iterable[Sequence[str]], left: int = 1) -> str:
     """A plain-text table: the first `left` columns left-aligned, the rest right-aligned, a rule under the header."""
@@ -380,23 +363,14 @@ def render_table(header: Sequence[str], rows: Iterable[Sequence[str]], left: int
     return "\n".join("  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in
                                enumerate(zip(line, widths, strict=True))).rstrip() for line in lines)
 
-def format_table(rows: Sequence[Comparison]) -> str:
-    """One row per image and factor; an image column only when there are several images."""
-    several = len({r.image for r in rows}) > 1
-    header = ("factor", "output (HxW)", "max |ORT-PyTorch|", "PSNR ORT vs PyTorch", "PyTorch ms", "ORT ms", "")
-    return render_table(("image",) * several + header, [
-        (r.image,) * several + (f"x{r.factor.tag}", "{}x{}".format(*r.output_size), f"{r.max_abs_diff:.2e}",
-                                f"{r.psnr_db:.1f} dB", f"{r.torch_ms:.1f}", f"{r.ort_ms:.1f}",
-                                "ok" if r.ok else f"FAIL (> {PARITY_ATOL:g})") for r in rows], left=1 + several)
-
 # main(): the tutorial's demo
-def check_output_size(size: tuple[int, int], factor: Factor, limit: int = MAX_OUTPUT_PIXELS, advice: str = "") -> None:
-    """Refuse a factor whose output would not fit in memory (over `limit` pixels) or in a PNG file."""
+def check_output_size(size: tuple[int, int], factor: Factor) -> None:
+    """Refuse a factor whose output would not fit in memory (MAX_OUTPUT_PIXELS) or in a PNG file (MAX_OUTPUT_SIDE)."""
     (height, width), (out_h, out_w) = size, factor.output_size(*size)
-    if out_h * out_w > limit or max(out_h, out_w) > MAX_OUTPUT_SIDE:
-        over = f"{limit:,} output pixels" if out_h * out_w > limit else f"{MAX_OUTPUT_SIDE:,} pixels a side"
-        raise SrcnnError(f"factor {factor.tag} turns {height}x{width} into {out_h}x{out_w}, over the limit of"
-                         f" {over}{advice}")
+    if over := (f"{MAX_OUTPUT_PIXELS:,} output pixels" if out_h * out_w > MAX_OUTPUT_PIXELS else
+                f"{MAX_OUTPUT_SIDE:,} pixels a side" if max(out_h, out_w) > MAX_OUTPUT_SIDE else ""):
+        raise SrcnnError(f"factor {factor.tag} turns {height}x{width} into {out_h}x{out_w}, over the limit of {over};"
+                         " use a smaller factor or image, or python -m srcnn")
 
 def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path]) -> None:
     """Before any work: each result's name new, fitting the file system; their folder made and proven to take a file."""
@@ -443,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_opset(args.exporter, args.opset)
         image = pixels_to_tensor(decode_image(args.image)[:, :, ::-1])  # (1, 3, H, W) RGB; grey as 3 channels
         for factor in factors:
-            check_output_size(image.shape[2:], factor, advice="; use a smaller factor or image, or python -m srcnn")
+            check_output_size(image.shape[2:], factor)
         results = {(f, runtime): args.output_dir / f"{args.image.stem}_{runtime}_{f.tag}.png"  # face_ort_3.png
                    for f in factors for runtime in ("torch", "ort")}
         model = build_model(load_state_dict(weights) if weights else None)
@@ -458,8 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for runtime, out in (("torch", torch_out), ("ort", ort_out)):
                 ok, png = cv2.imencode(".png", tensor_to_pixels(out)[:, :, ::-1])  # RGB -> OpenCV's BGR
                 write_file(results[factor, runtime], png.tobytes())  # encoded by OpenCV, written by Python: any name
-            rows.append(compare(args.image.name, factor, torch_out, ort_out, torch_ms, ort_ms))
-        print(format_table(rows), flush=True)  # stdout may fail too (a full disk): then one line below
+            rows.append(compare(factor, torch_out, ort_out, torch_ms, ort_ms))
+        print(render_table(TABLE_HEADER, [row for _, row in rows]), flush=True)  # stdout may fail (a full disk) too
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -469,8 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mistake = isinstance(exc, SrcnnError) or getattr(exc, "errno", None) in (errno.ENAMETOOLONG, errno.ENOSPC)
         print(f"error: {exc}" if mistake else f"error: {exc!r} (-v: traceback)", file=sys.stderr)
         return EXIT_USAGE if mistake else EXIT_CRASH
-    if bad := [r for r in rows if not r.ok]:
-        log.error("ONNX Runtime differs from PyTorch by %.2e at x%s", bad[0].max_abs_diff, bad[0].factor.tag)
+    if bad := [row for ok, row in rows if not ok]:
+        log.error("ONNX Runtime differs from PyTorch by %s at %s", bad[0][2], bad[0][0])
     return EXIT_MISMATCH if bad else EXIT_OK
 
 if __name__ == "__main__":
