@@ -1,4 +1,4 @@
-"""Benchmark SRCNN in PyTorch eager and in ONNX Runtime: one table, every figure measured in this run.
+"""Benchmark SRCNN in PyTorch eager and in each runtime and precision: one table, every figure measured in this run.
 
     python benchmark.py                  # CPU: 256x256 x3, 540x960 x4 (to 4K UHD), 1024x1024 x2
     python benchmark.py --device cuda    # PyTorch CUDA vs ONNX Runtime CUDA with I/O binding (TF32 off)
@@ -9,15 +9,19 @@ Each configuration runs in its own worker process, so its peak memory (the proce
 the operating system reports it) is its own. Times are medians of --runs runs after one warm-up run. GFLOP/s
 counts the useful work: the multiply-adds of the three convolutions at the output size (20,000 per output
 pixel) and of the separable bicubic resize (4 taps along each axis), two FLOPs each; tiles recompute a small
-halo that is not counted. The reference for the machine's speed is a float32 matrix product (torch.mm) measured
-in the same run with the same threads. Every output is compared with PyTorch eager's (of the same model), and each
-model's ONNX Runtime time with the tutorial's model's, measured in the same run.
+halo that is not counted. The reference for the machine's speed is a matrix product (torch.mm) in the row's
+precision, measured in the same run with the same threads. Every output is compared with PyTorch eager's float32
+one (of the same model) by its precision's budget (srcnn.core.within_budget: max |diff| in fp32, PSNR in bf16);
+each runtime's time with ONNX Runtime's, and each model's with the tutorial's model's, measured in the same run.
 
 Configurations:
   PyTorch eager     model(x, factor) under torch.inference_mode(), untiled: the baseline
   PyTorch tiled     srcnn.pytorch.run_torch() as python -m srcnn --check runs it (tiles for large outputs)
   ORT as exported   the exported graph (cubic Resize) in a default ONNX Runtime session, untiled
   ORT               as python -m srcnn runs it: Resize rewritten (--ort-resize auto), tiles for large outputs
+  OpenVINO as exported, OpenVINO: the same two in OpenVINO (python -m srcnn --runtime openvino)
+  and, on a CPU with AVX512-BF16 or AMX: PyTorch bf16 (autocast), OpenVINO bf16 (--precision bf16: the
+  convolutions in bf16, the upsampling in float32)
 """
 
 from __future__ import annotations
@@ -44,11 +48,13 @@ import torch
 import srcnn.startup  # noqa: F401, I001 - first: a signal while the libraries load exits quietly
 import srcnn_dynamic as sd
 from srcnn.errors import run_guarded
-from srcnn import graph
+from srcnn import core, graph
+from srcnn.core import PARITY_ATOL, budget_text, within_budget
 from srcnn.images import read_picture
 from srcnn.models import MODELS, TUTORIAL_MODEL
 from srcnn.pytorch import run_torch
-from srcnn.runtime import OrtRunner, resize_form, run_session
+from srcnn.runtime import resize_form
+from srcnn.runtimes import create_runner, runtime_class
 from srcnn.tiling import choose_tile
 from srcnn.weights import load_model
 
@@ -60,14 +66,31 @@ WARMUP_RUNS = 1  # the first run allocates memory and picks convolution algorith
 MATMUL_SIDE = 4096  # the throughput reference: a 4096^3 float32 torch.mm, 137 GFLOP
 MATMUL_RUNS = 5
 
-CPU_CONFIGS = ("pytorch", "pytorch-tiled", "ort-exported", "ort")
+# A configuration's name says what runs it: "pytorch...", or a srcnn.runtimes name; "-exported": the whole graph as
+# exported (cubic Resize), untiled; "-bf16": bfloat16 (PyTorch: autocast; a runtime: its convolutions)
+CPU_CONFIGS = ("pytorch", "pytorch-tiled", "ort-exported", "ort", "openvino-exported", "openvino")
+BF16_CONFIGS = ("pytorch-bf16", "openvino-bf16")  # where the CPU computes bfloat16 (AVX512-BF16 or AMX)
 CUDA_CONFIGS = ("pytorch", "ort-exported", "ort")  # on the GPU nothing is tiled: the memory is there
 CONFIG_LABELS = {
     "pytorch": "PyTorch eager",
     "pytorch-tiled": "PyTorch tiled",
+    "pytorch-bf16": "PyTorch bf16",
     "ort-exported": "ORT as exported",
     "ort": "ORT",
+    "openvino-exported": "OpenVINO as exported",
+    "openvino": "OpenVINO",
+    "openvino-bf16": "OpenVINO bf16",
 }
+REFERENCE_RUNTIME = "ort"  # each runtime's time is also given as a ratio of this one's, on the same case
+
+
+def config_precision(config: str) -> str:
+    return "bf16" if "-bf16" in config else "fp32"
+
+
+def config_runtime(config: str) -> str | None:
+    """The srcnn.runtimes name that runs `config`, or None for PyTorch."""
+    return None if config.startswith("pytorch") else config.split("-")[0]
 
 
 @dataclass(frozen=True)
@@ -162,17 +185,20 @@ def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weig
     torch.set_num_threads(threads)
     image = case.image()  # (1, 3, H, W)
     sync: Callable[[], None] = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    tile = choose_tile(case.height, case.width, case.factor, None) if config.endswith(("tiled", "ort")) else None
+    runtime, precision = config_runtime(config), config_precision(config)
+    whole = config.endswith("exported") or config in ("pytorch", "pytorch-bf16")  # untiled
+    tile = None if whole else choose_tile(case.height, case.width, case.factor, None)
     if device == "cuda":
         tile = None
     gpu_peak = None
     if config.startswith("pytorch"):
         network = load_model(weights, model).to(device)
         x, factor = torch.from_numpy(image).to(device), case.factor.tensor(device)
-        if config == "pytorch":
+        if config in ("pytorch", "pytorch-bf16"):
             def fn() -> torch.Tensor:
-                with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=sd.CUDA_ALLOW_TF32):
-                    return network(x, factor)
+                with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=sd.CUDA_ALLOW_TF32), \
+                        torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    return network(x, factor).float()
         else:
             def fn() -> np.ndarray:
                 return run_torch(network, x, case.factor, tile)
@@ -182,17 +208,20 @@ def measure(config: str, case: Case, *, device: sd.Device, onnx_path: Path, weig
         if device == "cuda":
             gpu_peak = torch.cuda.max_memory_allocated() / 2**20
     else:
+        assert runtime is not None, config
         proto = onnx.load(onnx_path)
-        if device == "cuda" or config == "ort-exported":  # the whole graph in one session, untiled
-            form = "resize" if config == "ort-exported" else resize_form("auto", case.height, case.width, case.factor)
-            session = graph.form_session(proto, device, resize=form, threads=threads)
-            if device == "cuda":
-                fn = _io_binding_runner(session, image, case.factor)
-            else:
-                def fn() -> np.ndarray:
-                    return run_session(session, image, case.factor)
-        else:
-            runner = OrtRunner(graph.graph_parts(proto), device, threads=threads)
+        if device == "cuda":  # the whole graph in one session, its inputs and outputs on the GPU
+            form = "resize" if whole else resize_form("auto", case.height, case.width, case.factor)
+            fn = _io_binding_runner(graph.form_session(proto, device, resize=form, threads=threads), image,
+                                    case.factor)
+        elif whole:  # the graph as exported, as a plain user of the runtime runs the file
+            run_whole = runtime_class(runtime).whole(graph.rewritten(proto, "resize").SerializeToString(), device,
+                                                     precision, threads)
+
+            def fn() -> np.ndarray:
+                return run_whole(image, case.factor)
+        else:  # as python -m srcnn runs it
+            runner = create_runner(graph.graph_parts(proto), runtime, device, threads=threads, precision=precision)
 
             def fn() -> np.ndarray:
                 return runner(image, case.factor, tile)
@@ -233,11 +262,13 @@ def worker_main(spec: str) -> int:
 # Parent: matmul reference, one worker per configuration and case, the table
 
 
-def matmul_gflops(device: sd.Device, threads: int, side: int = MATMUL_SIDE, runs: int = MATMUL_RUNS) -> float:
-    """This machine's float32 matrix-product throughput (GFLOP/s), the ceiling the model is compared with."""
+def matmul_gflops(device: sd.Device, threads: int, side: int = MATMUL_SIDE, runs: int = MATMUL_RUNS,
+                  precision: str = "fp32") -> float:
+    """This machine's matrix-product throughput (GFLOP/s) in `precision`, the ceiling the model is compared with."""
     torch.set_num_threads(threads)
-    a = torch.rand(side, side, device=device)
-    b = torch.rand(side, side, device=device)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a = torch.rand(side, side, device=device, dtype=dtype)
+    b = torch.rand(side, side, device=device, dtype=dtype)
     sync: Callable[[], None] = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     saved = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = sd.CUDA_ALLOW_TF32  # float32 throughput, like the model's
@@ -268,17 +299,37 @@ class Row:
     measurement: Measurement
     speedup: float  # PyTorch eager's time / this configuration's time
     gflops: float
-    of_matmul: float
-    max_diff: float  # max |output - PyTorch eager's output|
+    of_matmul: float  # of the matmul in the row's precision
+    max_diff: float  # max |output - PyTorch eager's float32 output|
+    psnr_db: float  # of the output against PyTorch eager's float32 output
+
+    @property
+    def precision(self) -> str:
+        return config_precision(self.measurement.config)
+
+    @property
+    def ok(self) -> bool:
+        return within_budget(self.precision, self.max_diff, self.psnr_db)
+
+
+def bf16_skip_reason(device: sd.Device) -> str | None:
+    """Why the bf16 rows cannot run here (the CPU lacks bf16 units, or OpenVINO is absent), or None."""
+    try:
+        runtime_class("openvino").check(device, "bf16")
+    except core.SrcnnError as exc:
+        return str(exc)
+    return None
 
 
 def benchmark(cases: Sequence[Case], *, device: sd.Device, threads: int, runs: int, weights: Path | None,
-              folder: Path, matmul_side: int = MATMUL_SIDE,
-              model_names: Sequence[str] = (TUTORIAL_MODEL,)) -> tuple[list[Row], float]:
-    """Every model's configurations on every case, and the matmul reference; the rows and the matmul GFLOP/s."""
-    log.info("measuring float32 matmul throughput (%d^3 torch.mm, %d threads)", matmul_side, threads)
-    reference_gflops = matmul_gflops(device, threads, matmul_side)
-    configs = CUDA_CONFIGS if device == "cuda" else CPU_CONFIGS
+              folder: Path, matmul_side: int = MATMUL_SIDE, model_names: Sequence[str] = (TUTORIAL_MODEL,),
+              configs: Sequence[str] = CPU_CONFIGS) -> tuple[list[Row], dict[str, float]]:
+    """Every model's configurations on every case, and the matmul reference in each precision they use; the rows and
+    the matmul GFLOP/s by precision."""
+    reference_gflops = {}
+    for precision in dict.fromkeys(map(config_precision, configs)):
+        log.info("measuring %s matmul throughput (%d^3 torch.mm, %d threads)", precision, matmul_side, threads)
+        reference_gflops[precision] = matmul_gflops(device, threads, matmul_side, precision=precision)
     rows = []
     for name in model_names:
         model = load_model(weights, name)
@@ -291,7 +342,7 @@ def benchmark(cases: Sequence[Case], *, device: sd.Device, threads: int, runs: i
 
 def _model_rows(name: str, model: torch.nn.Module, cases: Sequence[Case], configs: Sequence[str], *,
                 device: sd.Device, threads: int, runs: int, weights: Path | None, folder: Path, onnx_path: Path,
-                reference_gflops: float) -> list[Row]:
+                reference_gflops: dict[str, float]) -> list[Row]:
     """One model's configurations on every case."""
     rows = []
     for case in cases:
@@ -310,14 +361,15 @@ def _model_rows(name: str, model: torch.nn.Module, cases: Sequence[Case], config
                 baseline, baseline_out = m, out  # PyTorch eager comes first
             assert baseline_out is not None
             gflops = case.flops(model) / (m.median_ms / 1e3) / 1e9
-            rows.append(Row(case, m, baseline.median_ms / m.median_ms, gflops, gflops / reference_gflops,
-                            float(np.max(np.abs(out - baseline_out)))))
+            rows.append(Row(case, m, baseline.median_ms / m.median_ms, gflops,
+                            gflops / reference_gflops[config_precision(config)],
+                            float(np.max(np.abs(out - baseline_out))), sd.psnr(baseline_out, out)))
     return rows
 
 
 def format_table(rows: Sequence[Row]) -> str:
     header = ("model", "case", "runtime", "tiles", "median ms", "vs PyTorch", "GFLOP/s", "of matmul", "peak MB",
-              "idle MB", "max |diff|")
+              "idle MB", "max |diff|", "PSNR", "parity")
     lines = []
     for r in rows:
         m = r.measurement
@@ -325,6 +377,7 @@ def format_table(rows: Sequence[Row]) -> str:
         lines.append((
             m.model, r.case.name, CONFIG_LABELS[m.config], str(m.tile) if m.tile else "-", f"{m.median_ms:.1f}",
             f"{r.speedup:.2f}x", f"{r.gflops:.0f}", f"{r.of_matmul:.0%}", peak, f"{m.idle_mb:.0f}", f"{r.max_diff:.1e}",
+            f"{r.psnr_db:.1f} dB", "ok" if r.ok else f"FAIL ({budget_text(r.precision)})",
         ))
     return sd.render_table(header, lines, left=4)
 
@@ -337,6 +390,14 @@ def model_costs(rows: Sequence[Row]) -> list[str]:
             for (model, case), ms in ort.items() if model != tutorial and (tutorial, case) in ort]
 
 
+def runtime_costs(rows: Sequence[Row]) -> list[str]:
+    """Each runtime and precision's time over ONNX Runtime's (float32, as python -m srcnn runs it) on each case."""
+    by = {(r.measurement.model, r.case.name, r.measurement.config): r.measurement.median_ms for r in rows}
+    return [f"{model} on {case}: {CONFIG_LABELS[config]} {by[model, case, REFERENCE_RUNTIME] / ms:.2f}x ORT's speed"
+            for (model, case, config), ms in by.items()
+            if config_runtime(config) not in (None, REFERENCE_RUNTIME) and (model, case, REFERENCE_RUNTIME) in by]
+
+
 def cpu_name() -> str:
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -346,11 +407,16 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def describe_machine(device: sd.Device, threads: int, reference_gflops: float, matmul_side: int) -> str:
+def describe_machine(device: sd.Device, threads: int, reference_gflops: dict[str, float], matmul_side: int) -> str:
     where = torch.cuda.get_device_name() if device == "cuda" else f"{cpu_name()}, {threads} threads"
     tf32 = f", TF32 {'on' if sd.CUDA_ALLOW_TF32 else 'off'}" if device == "cuda" else ""
-    return (f"{where}{tf32}; torch {torch.__version__}, onnxruntime {ort.__version__}; "
-            f"float32 matmul {reference_gflops:.0f} GFLOP/s ({matmul_side}^3 torch.mm)")
+    versions = f"torch {torch.__version__}, onnxruntime {ort.__version__}"
+    if device == "cpu":
+        import openvino  # noqa: PLC0415 - installed with the project; loaded here for its version alone
+
+        versions += f", openvino {openvino.__version__.split('-')[0]}"
+    matmuls = ", ".join(f"{p} {g:.0f}" for p, g in reference_gflops.items())
+    return f"{where}{tf32}; {versions}; matmul GFLOP/s: {matmuls} ({matmul_side}^3 torch.mm)"
 
 
 def case_arg(text: str) -> Case:
@@ -394,17 +460,23 @@ def run(args: argparse.Namespace) -> int:
     """Measure every case, print the table; return the exit code."""
     cases = args.case or [Case.parse(c) for c in CASES]
     sd.check_device(args.device)
+    configs = list(CUDA_CONFIGS if args.device == "cuda" else CPU_CONFIGS)
+    skipped = bf16_skip_reason(args.device) if args.device == "cpu" else "bf16 rows run on the CPU"
+    configs += [] if skipped else list(BF16_CONFIGS)
     with tempfile.TemporaryDirectory(prefix="srcnn-benchmark-") as folder:
         rows, reference = benchmark(cases, device=args.device, threads=args.threads, runs=args.runs,
                                     weights=args.weights, folder=Path(folder), matmul_side=args.matmul_side,
-                                    model_names=args.model)
+                                    model_names=args.model, configs=configs)
     print(describe_machine(args.device, args.threads, reference, args.matmul_side))
-    print(f"median of {args.runs} runs after {WARMUP_RUNS} warm-up; peak/idle MB: the worker process's resident set")
+    print(f"median of {args.runs} runs after {WARMUP_RUNS} warm-up; peak/idle MB: the worker process's resident set;"
+          f" parity against PyTorch eager float32: max |diff| <= {PARITY_ATOL:g} (fp32), {budget_text('bf16')} (bf16)")
     print(format_table(rows))
-    for line in model_costs(rows):
+    for line in [*model_costs(rows), *runtime_costs(rows)]:
         print(line)
-    if bad := [r for r in rows if r.max_diff > sd.PARITY_ATOL]:
-        log.error("%d configuration(s) differ from PyTorch eager by more than %g", len(bad), sd.PARITY_ATOL)
+    if skipped:
+        print(f"no bf16 rows: {skipped}")
+    if bad := [r for r in rows if not r.ok]:
+        log.error("%d configuration(s) differ from PyTorch eager beyond their precision's budget", len(bad))
         return sd.EXIT_MISMATCH
     return sd.EXIT_OK
 

@@ -75,6 +75,13 @@ class OpenVinoRunner(Runner):
             raise SrcnnError(f"--precision bf16: this CPU ({cpu_name()}) has neither AVX512-BF16 nor AMX, so"
                              " OpenVINO would compute float32 anyway; use --precision fp32")
 
+    @classmethod
+    def whole(cls, model: bytes, device: Device, precision: Precision = "fp32",
+              threads: int = 0) -> Callable[[np.ndarray, Factor], np.ndarray]:
+        cls.check(device, precision)
+        compiled = compile_part(model, "the graph", precision, threads)  # the upsampling too: fp32 is for parts
+        return lambda image, factor: compiled([np.ascontiguousarray(image, dtype=np.float32), factor_input(factor)])[0]
+
     def _start(self) -> str:
         self._refine_model(Factor(1.0, 1.0))  # fails early: a broken file
         return f"{OV_DEVICE} ({cpu_name()}), {self.precision}"

@@ -68,6 +68,13 @@ class OrtRunner(Runner):
                              " convolutions have no bfloat16 kernels); --runtime openvino runs bf16 on CPUs that have"
                              " it")
 
+    @classmethod
+    def whole(cls, model: bytes, device: Device, precision: Precision = "fp32",
+              threads: int = 0) -> Callable[[np.ndarray, Factor], np.ndarray]:
+        cls.check(device, precision)
+        session = create_session(model, device, threads)
+        return lambda image, factor: run_session(session, image, factor)
+
     def _start(self) -> str:
         return self._refine_session(Factor(1.0, 1.0)).get_providers()[0]  # fails early: a missing GPU, a broken file
 

@@ -119,6 +119,13 @@ class Runner(ABC):
     def check(cls, device: Device, precision: Precision) -> None:
         """Refuse, in one line and before any work, a device or precision this runtime cannot run here."""
 
+    @classmethod
+    @abstractmethod
+    def whole(cls, model: bytes, device: Device, precision: Precision = "fp32",
+              threads: int = 0) -> Callable[[np.ndarray, Factor], np.ndarray]:
+        """A whole graph (inputs `input` and `factor`) in one compiled model, as a plain user of the runtime runs a
+        file: (N, 3, H, W), factor -> (N, 3, H', W'). For benchmarks and tests of the graph as exported."""
+
     @abstractmethod
     def _start(self) -> str:
         """Make the first compiled part (failing early) and say what runs it."""

@@ -14,7 +14,7 @@ import torch
 
 import benchmark
 import srcnn_dynamic as sd
-from srcnn import models, pytorch, weights
+from srcnn import core, models, pytorch, weights
 
 
 def test_case_parsing() -> None:
@@ -37,7 +37,12 @@ def test_flops_count_the_three_convolutions_and_the_resize(name) -> None:
     assert case.flops(model) == 2 * (768 * 768 * macs_per_pixel + resize)
 
 
-@pytest.mark.parametrize("config", benchmark.CPU_CONFIGS)
+BF16_SKIP = benchmark.bf16_skip_reason("cpu")
+
+
+@pytest.mark.parametrize("config", [*benchmark.CPU_CONFIGS, *(
+    pytest.param(c, marks=pytest.mark.skipif(BF16_SKIP is not None, reason=str(BF16_SKIP)))
+    for c in benchmark.BF16_CONFIGS)])
 def test_each_configuration_matches_pytorch(config, tmp_path) -> None:
     case = benchmark.Case.parse("40x30x2.5")
     onnx_path = tmp_path / "m.onnx"
@@ -46,9 +51,11 @@ def test_each_configuration_matches_pytorch(config, tmp_path) -> None:
                           model="tutorial", threads=torch.get_num_threads(), runs=1, output=tmp_path / "out.npy")
     out = np.load(m.output)
     reference = pytorch.run_torch(weights.load_model(sd.DEFAULT_WEIGHTS), torch.from_numpy(case.image()), case.factor)
-    diff = float(np.max(np.abs(out - reference)))
+    diff, psnr_db = float(np.max(np.abs(out - reference))), sd.psnr(reference, out)
     assert out.shape == (1, 3, 100, 75), f"{config}: output {out.shape}"
-    assert diff <= sd.PARITY_ATOL, f"{config}: max |output - PyTorch| = {diff:.2e}"
+    precision = benchmark.config_precision(config)
+    assert core.within_budget(precision, diff, psnr_db), (f"{config}: max |output - PyTorch| = {diff:.2e}, PSNR"
+                                                          f" {psnr_db:.1f} dB; budget {core.budget_text(precision)}")
     assert m.median_ms > 0 and m.peak_mb >= m.idle_mb > 0, f"{config}: {m}"
 
 
@@ -61,12 +68,18 @@ def test_cli_prints_the_table() -> None:
     lines = done.stdout.splitlines()
     assert "GFLOP/s" in lines[0] and "threads" in lines[0], f"machine line: {lines[0]!r}"
     for model in models.MODELS:
-        table = [line for line in lines if line.startswith(f"{model} ") and "24x20 x2.5" in line]
-        assert [label for label in benchmark.CONFIG_LABELS.values() if any(label in row for row in table)] == [
-            "PyTorch eager", "ORT as exported", "ORT"
-        ], f"{model} rows: {table}"  # a small case is not tiled: no PyTorch tiled row
+        table = [line for line in lines if line.startswith(f"{model} ") and "24x20 x2.5" in line
+                 and not line.startswith(f"{model} on ")]  # the table's rows, not the ratio lines under it
+        found = [label for label in benchmark.CONFIG_LABELS.values() if any(f"  {label}  " in row for row in table)]
+        bf16 = ["PyTorch bf16", "OpenVINO bf16"] if BF16_SKIP is None else []
+        assert sorted(found) == sorted(["PyTorch eager", "ORT as exported", "ORT", "OpenVINO as exported", "OpenVINO",
+                                        *bf16]), f"{model} rows: {table}"  # a small case is not tiled
+        assert all(row.rstrip().endswith("ok") for row in table), f"{model}: parity {table}"
     costs = [line for line in lines if "the tutorial model's time" in line]
     assert len(costs) == len(models.MODELS) - 1, f"each other model's ONNX Runtime time against the tutorial's: {lines}"
+    speeds = [line for line in lines if "ORT's speed" in line]
+    assert len(speeds) == len(models.MODELS) * (2 + len(bf16) // 2), f"each runtime's speed against ORT's: {lines}"
+    assert BF16_SKIP is None or f"no bf16 rows: {BF16_SKIP}" in lines, f"the bf16 rows' absence, said: {lines}"
 
 
 def test_cli_rejects_a_bad_case() -> None:

@@ -15,17 +15,11 @@ import torch
 from conftest import MODEL_NAMES, runtime_skip_reason
 
 import srcnn_dynamic as sd
-from srcnn import app, core, graph, pytorch, report, runtime, runtimes
+from srcnn import app, core, graph, pytorch, report, runtimes
 from test_parity import FACTORS, KEPT_SIZE_CASES, SHAPES
 
 pytestmark = pytest.mark.skipif(runtime_skip_reason("openvino") is not None,
                                 reason=str(runtime_skip_reason("openvino")))
-
-
-def openvino_runtime():  # noqa: ANN201 - imported after the skip: openvino may be absent
-    from srcnn import openvino_runtime
-
-    return openvino_runtime
 
 
 def bf16_skip_reason() -> str | None:
@@ -61,8 +55,8 @@ def test_openvino_runs_the_whole_graph(model_name, exporter, resize, factor_text
     factor = sd.Factor.parse(factor_text)
     image = torch.rand(2, 3, 37, 53, generator=torch.Generator().manual_seed(4))
     proto = graph.rewritten(onnx.load(onnx_path(exporter, model_name)), resize)
-    compiled = openvino_runtime().compile_part(proto.SerializeToString(), f"the graph ({resize})", "fp32", 0)
-    actual = compiled([image.numpy(), runtime.factor_input(factor)])[0]
+    run_whole = runtimes.runtime_class("openvino").whole(proto.SerializeToString(), "cpu")
+    actual = run_whole(image.numpy(), factor)
     expected = pytorch.run_torch(model_on("cpu", model_name), image, factor)
     diff = float(np.max(np.abs(expected - actual)))
     assert diff <= sd.PARITY_ATOL, f"{model_name} x{factor.tag}, whole graph ({resize}): max diff {diff:.3e}"
