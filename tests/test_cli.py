@@ -16,6 +16,8 @@ import pytest
 import torch
 from conftest import COMMANDS, cuda_skip_reason, run_cli
 
+from srcnn import core, runtimes
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -107,6 +109,16 @@ SETUP = {
     "photos": two_photos,
 }
 
+def bf16_skip_reason() -> str | None:
+    """Why --runtime openvino --precision bf16 cannot run here, or None."""
+    try:
+        runtimes.runtime_class("openvino").check("cpu", "bf16")
+    except core.SrcnnError as exc:
+        return str(exc)
+    return None
+
+
+BF16_SKIP = bf16_skip_reason()
 BAD_INPUTS = [
     (["--factor", "0.5"], "finite number >= 1"),
     (["--factor", "abc"], "expected a number"),
@@ -143,12 +155,19 @@ BAD_INPUTS = [
     (["--weights", "corrupt.pth", "--onnx", "foreign.onnx"], "the ONNX file holds its own weights"),
     (["--save-onnx", "notes.txt"], "must end in .onnx"),
     (["--save-onnx", "notes.txt/model.onnx"], "is not a folder"),
+    (["--runtime", "tensorrt"], "invalid choice"),
+    (["--runtime", "openvino", "--device", "cuda"], "this project runs OpenVINO on the CPU; on an NVIDIA GPU use"),
+    (["--precision", "bf16"], "ONNX Runtime runs this graph in float32 only"),
+    (["--precision", "fp16"], "invalid choice"),
 ]
+if BF16_SKIP is not None:  # on a CPU without bf16 units, asking for it is a mistake named in one line
+    BAD_INPUTS.append((["--runtime", "openvino", "--precision", "bf16"], "has neither AVX512-BF16 nor AMX"))
 
 
 # The tutorial script's own mistakes: the rows of the table above without the product's options, refused in one
 # line too, with these messages where the script's own rules differ (it never tiles; it reads one file).
-PRODUCT_OPTIONS = {"--tile", "--onnx", "photos", "", "--runs", "--check", "-q", "--save-onnx", "tutorial.pth"}
+PRODUCT_OPTIONS = {"--tile", "--onnx", "photos", "", "--runs", "--check", "-q", "--save-onnx", "tutorial.pth",
+                   "--runtime", "--precision"}
 SCRIPT_MESSAGES = {
     "--factor 40": "over the limit of 16,777,216 output pixels",
     "--image no-images": "is not an image file",
