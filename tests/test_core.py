@@ -84,17 +84,24 @@ def test_graphs_are_judged_alike(onnx_path, exporter) -> None:
     assert graph.graph_problems(renamed), "a graph without a `factor` input must be refused"
 
 
-@pytest.mark.parametrize(("size", "factor", "limit"), [((256, 256), "20", None), ((20, 2000), "9", 10**6),
-                                                        ((100, 100), "2", None), ((1, 4096), "1x2048", None)])
-def test_output_sizes_are_refused_alike(size, factor, limit) -> None:
+@pytest.mark.parametrize(("size", "factor"), [((256, 256), "20"), ((100, 100), "2"), ((1, 4096), "1x2048")])
+def test_output_sizes_are_refused_alike(size, factor) -> None:
+    """The product's check at the tutorial's limit, with the tutorial's advice, says what the tutorial says."""
     outcomes = []
-    for module in (core, sd):
+    for check in (lambda: core.check_output_size(size, core.Factor.parse(factor), core.MAX_OUTPUT_PIXELS,
+                                                 "; use a smaller factor or image, or python -m srcnn"),
+                  lambda: sd.check_output_size(size, sd.Factor.parse(factor))):
         try:
-            module.check_output_size(size, module.Factor.parse(factor), limit or module.MAX_OUTPUT_PIXELS, "; advice")
+            check()
             outcomes.append(None)
-        except module.SrcnnError as exc:
+        except (core.SrcnnError, sd.SrcnnError) as exc:
             outcomes.append(str(exc))
     assert outcomes[0] == outcomes[1], outcomes
+
+
+def test_the_products_output_limit_is_its_own() -> None:
+    with pytest.raises(core.SrcnnError, match="turns 20x2000 into 180x18000, over the limit of 1,000,000 output"):
+        core.check_output_size((20, 2000), core.Factor.parse("9"), 10**6)
 
 
 def test_output_folders_are_refused_alike(tmp_path) -> None:

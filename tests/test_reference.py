@@ -1,6 +1,7 @@
 """The ONNX specification as a third judge: onnx.reference.ReferenceEvaluator, the spec's own implementation of each
-operator in NumPy, runs every model's graph from both exporters and in each Resize form. It must agree with PyTorch
-and with ONNX Runtime within PARITY_ATOL, except where ONNX Runtime departs from the spec (the case asserted last)."""
+operator in NumPy, runs every model's graph from both exporters and in each Resize form. It must agree with PyTorch,
+ONNX Runtime and OpenVINO within PARITY_ATOL, except where ONNX Runtime departs from the spec (the case asserted last;
+OpenVINO departs alike there, tests/test_openvino.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import MODEL_NAMES
+from conftest import MODEL_NAMES, runtime_skip_reason
 from onnx.reference import ReferenceEvaluator
 
 import srcnn_dynamic as sd
@@ -38,18 +39,21 @@ def run_spec(evaluator: ReferenceEvaluator, image: np.ndarray, factor: sd.Factor
 @pytest.mark.parametrize("resize", graph.REWRITES)  # the graph as exported, and both rewrites of its Resize
 @pytest.mark.parametrize("exporter", sd.EXPORTERS)
 @pytest.mark.parametrize("model_name", MODEL_NAMES)
-def test_the_spec_agrees_with_pytorch_and_onnxruntime(model_name, exporter, resize, factor_text, shape, spec_for,
-                                                      model_on, session_for) -> None:
+def test_the_spec_agrees_with_pytorch_and_the_runtimes(model_name, exporter, resize, factor_text, shape, spec_for,
+                                                       model_on, session_for, runner_for) -> None:
     factor = sd.Factor.parse(factor_text)
     image = np.random.default_rng(7).random(shape, dtype=np.float32)
     spec = run_spec(spec_for(model_name, exporter, resize), image, factor)
     torch_out = pytorch.run_torch(model_on("cpu", model_name), torch.from_numpy(image), factor)
     ort_out = sd.run_session(session_for(exporter, "cpu", resize, model_name), image, factor)
     assert spec.shape == torch_out.shape == ort_out.shape, (spec.shape, torch_out.shape, ort_out.shape)
-    for judged, out in (("PyTorch", torch_out), ("ONNX Runtime", ort_out)):
+    judged = [("PyTorch", torch_out), ("ONNX Runtime", ort_out)]
+    if runtime_skip_reason("openvino") is None:  # the product's path in OpenVINO
+        judged.append(("OpenVINO", runner_for(exporter, "cpu", resize, model_name, "openvino")(image, factor)))
+    for name, out in judged:
         diff = float(np.max(np.abs(spec - out)))
         assert diff <= sd.PARITY_ATOL, (f"{model_name}/{exporter}/{resize} x{factor.tag} {shape}: max |spec -"
-                                        f" {judged}| = {diff:.3e}")
+                                        f" {name}| = {diff:.3e}")
 
 
 @pytest.mark.parametrize("model_name", MODEL_NAMES)
