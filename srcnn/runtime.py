@@ -1,9 +1,9 @@
-"""The runtime seam: what every runtime runs (the graph's parts), how (Runner), and which runtimes there are.
+"""The runtime seam: what every runtime runs (the graph's parts) and how (Runner); srcnn.runtimes lists them.
 
-A runtime is one file: a Runner subclass that makes its compiled parts and runs them, and one RUNTIMES entry. The
-Resize form chosen by size, the tiles and the alpha channel are here, shared. Imports neither torch nor onnx nor
-any runtime: the parts arrive serialized (srcnn.graph builds them, srcnn.cache keeps them), and a runtime's
-module is imported when a run asks for it, so that --help answers at once.
+A runtime is one file, a Runner subclass that makes its compiled parts and runs them (srcnn.ort_runtime,
+srcnn.openvino_runtime), and one srcnn.runtimes entry. The Resize form chosen by size, the tiles and the alpha
+channel are here, shared. Imports neither torch nor onnx nor any runtime: the parts arrive serialized (srcnn.graph
+builds them, srcnn.cache keeps them).
 """
 
 from __future__ import annotations
