@@ -11,7 +11,7 @@ from pathlib import Path
 import srcnn.startup  # noqa: F401 - first: a signal while the libraries load exits quietly (the `srcnn` command)
 from srcnn.core import (DEFAULT_FACTORS, DEFAULT_IMAGE, DEVICES, EXIT_CRASH, EXIT_MISMATCH, EXIT_OK, EXIT_SKIPPED,
                         EXIT_USAGE, EXPORTERS, MIN_FACTOR, MIN_OPSET, ORT_RESIZES, PARITY_ATOL, PRECISIONS,
-                        TIMING_RUNS, Factor, OneLineErrorParser, budget_text)
+                        TIMING_RUNS, BF16_MIN_PSNR_DB, Factor, OneLineErrorParser)
 from srcnn.errors import factor_arg, run_guarded
 from srcnn.models import DEFAULT_MODEL, MODELS
 from srcnn.runtimes import DEFAULT_RUNTIME, RUNTIMES
@@ -43,7 +43,8 @@ examples:
 
 exit codes:
   {EXIT_OK}  done
-  {EXIT_MISMATCH}  (--check) the runtime and PyTorch differ by more than {PARITY_ATOL:g} (bf16: {budget_text("bf16")})
+  {EXIT_MISMATCH}  (--check) the runtime and PyTorch differ by more than {PARITY_ATOL:g}
+     (bf16: a PSNR under {BF16_MIN_PSNR_DB:.1f} dB)
   {EXIT_USAGE}  a mistake in the command or its files: one line on stderr, nothing written
   {EXIT_SKIPPED}  some photos of a folder were skipped, each named; the others were written
   {EXIT_CRASH}  an unexpected failure: one line; -v shows the traceback
@@ -129,7 +130,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                           help="compute every result in PyTorch too (loads it: seconds), write both as"
                           " photo_torch_2.jpg and photo_ort_2.jpg (photo_openvino_2.jpg), print the parity table;"
                           f" exit {EXIT_MISMATCH} when they differ by more than {PARITY_ATOL:g} (bf16:"
-                          f" {budget_text('bf16')})")
+                          f" a PSNR under {BF16_MIN_PSNR_DB:.1f} dB)")
     checking.add_argument("--runs", type=int, metavar="N",
                           help=f"with --check: timed runs per result, the median reported (default: {TIMING_RUNS}"
                           " for one photo, 1 for a folder); benchmark.py measures speed properly")
