@@ -116,6 +116,15 @@ def runtime_skip_reason(name: str, device: str = "cpu") -> str | None:
     return None
 
 
+def bf16_skip_reason() -> str | None:
+    """Why OpenVINO cannot run bf16 here (the CPU lacks AVX512-BF16 and AMX, or OpenVINO is absent), or None."""
+    try:
+        runtimes.runtime_class("openvino").check("cpu", "bf16")
+    except core.SrcnnError as exc:
+        return str(exc)
+    return None
+
+
 # the runtimes every parity and tiling test runs in, on the CPU (OpenVINO runs on the CPU alone)
 RUNTIME_NAMES = [pytest.param(name, marks=pytest.mark.skipif(runtime_skip_reason(name) is not None,
                                                              reason=str(runtime_skip_reason(name))))

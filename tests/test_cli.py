@@ -14,9 +14,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import COMMANDS, cuda_skip_reason, run_cli
-
-from srcnn import core, runtimes
+from conftest import COMMANDS, bf16_skip_reason, cuda_skip_reason, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,15 +106,6 @@ SETUP = {
     "foreign.onnx": foreign_onnx,
     "photos": two_photos,
 }
-
-def bf16_skip_reason() -> str | None:
-    """Why --runtime openvino --precision bf16 cannot run here, or None."""
-    try:
-        runtimes.runtime_class("openvino").check("cpu", "bf16")
-    except core.SrcnnError as exc:
-        return str(exc)
-    return None
-
 
 BF16_SKIP = bf16_skip_reason()
 BAD_INPUTS = [

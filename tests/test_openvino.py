@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import MODEL_NAMES, runtime_skip_reason
+from conftest import MODEL_NAMES, bf16_skip_reason, runtime_skip_reason
 
 import srcnn_dynamic as sd
 from srcnn import app, core, graph, pytorch, report, runtimes
@@ -20,14 +20,6 @@ from test_parity import FACTORS, KEPT_SIZE_CASES, SHAPES
 
 pytestmark = pytest.mark.skipif(runtime_skip_reason("openvino") is not None,
                                 reason=str(runtime_skip_reason("openvino")))
-
-
-def bf16_skip_reason() -> str | None:
-    try:
-        runtimes.runtime_class("openvino").check("cpu", "bf16")
-    except core.SrcnnError as exc:
-        return str(exc)
-    return None
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
