@@ -21,14 +21,18 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, `kill`/`time
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised where the program is so that it unwinds as on Ctrl-C (atomic writes clean up)."""
+    """Ctrl-C, SIGTERM or SIGHUP, raised where the program is, so that it unwinds alike (atomic writes clean up)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
 
 
+_received: list[int] = []  # the signals received under run_guarded
+
+
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
     raise Interrupted(signum)
 
 
@@ -62,13 +66,14 @@ def exit_code_for(exc: BaseException) -> int:
 
 def run_guarded(work: Callable[[], int]) -> int:
     """`work()`'s exit code; SIGTERM and SIGHUP act as Ctrl-C, and any exception ends in one line (exit_code_for)."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for signum in SIGNALS[1:]:
+    for signum in SIGNALS:
         signal.signal(signum, _raise_interrupted)
     try:
         return work()
     except Exception as exc:  # noqa: BLE001 - every failure is reported in one line, with its own exit code
-        return exit_code_for(exc)
+        # a signal that lands while a compiled library loads (a runtime is imported when a run asks for it)
+        # surfaces as that library's ImportError ("initialization failed"): it is still the interruption
+        return exit_code_for(Interrupted(_received[0]) if _received else exc)
     except KeyboardInterrupt as exc:
         return exit_code_for(exc)
 
