@@ -350,10 +350,9 @@ def compare(factor: Factor, torch_out: np.ndarray, ort_out: np.ndarray, torch_ms
     """Whether ONNX Runtime's result is PyTorch's within PARITY_ATOL, and the table's row of their figures."""
     assert torch_out.shape == ort_out.shape, f"x{factor.tag}: {torch_out.shape} vs {ort_out.shape}"
     diff = float(np.max(np.abs(torch_out - ort_out)))
-    ok = diff <= PARITY_ATOL
-    return ok, [f"x{factor.tag}", "{}x{}".format(*ort_out.shape[2:]), f"{diff:.2e}",
-                f"{psnr(torch_out, ort_out):.1f} dB", f"{torch_ms:.1f}", f"{ort_ms:.1f}",
-                "ok" if ok else f"FAIL (> {PARITY_ATOL:g})"]
+    return diff <= PARITY_ATOL, [f"x{factor.tag}", "{}x{}".format(*ort_out.shape[2:]), f"{diff:.2e}",
+                                 f"{psnr(torch_out, ort_out):.1f} dB", f"{torch_ms:.1f}", f"{ort_ms:.1f}",
+                                 "ok" if diff <= PARITY_ATOL else f"FAIL (> {PARITY_ATOL:g})"]
 
 def render_table(header: Sequence[str], rows: Iterable[Sequence[str]], left: int = 1) -> str:
     """A plain-text table: the first `left` columns left-aligned, the rest right-aligned, a rule under the header."""
@@ -401,8 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--factor", action="append", metavar="F", help="repeatable: 3, 2.5 or 5x6 (default: 3 and 4)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda needs requirements-gpu.txt")
     parser.add_argument("--exporter", choices=EXPORTERS, default="torchscript", help="the tutorial's or torch.export's")
-    parser.add_argument("--opset", type=int, metavar="N",
-                        help=f"(default: {MIN_OPSET['torchscript']} for torchscript, {MIN_OPSET['dynamo']} for dynamo)")
+    parser.add_argument("--opset", type=int, metavar="N", help="(default: the oldest the exporter writes, MIN_OPSET)")
     parser.add_argument("--weights", type=Path, metavar="PATH", help="(default: weights/srcnn_dynamic.pth, if present)")
     parser.add_argument("--output-dir", type=Path, default=Path("outputs"), metavar="DIR", help="(default: outputs)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, with exporter tracebacks")
@@ -430,8 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch_out, torch_ms = timed(partial(run_torch, model.to(args.device), image, factor))
             ort_out, ort_ms = timed(partial(run_session, session, image.numpy(), factor))
             for runtime, out in (("torch", torch_out), ("ort", ort_out)):
-                ok, png = cv2.imencode(".png", tensor_to_pixels(out)[:, :, ::-1])  # RGB -> OpenCV's BGR
-                write_file(results[factor, runtime], png.tobytes())  # encoded by OpenCV, written by Python: any name
+                png = cv2.imencode(".png", tensor_to_pixels(out)[:, :, ::-1])[1]  # RGB -> OpenCV's BGR, encoded
+                write_file(results[factor, runtime], png.tobytes())  # by OpenCV, written by Python: any name
             rows.append(compare(factor, torch_out, ort_out, torch_ms, ort_ms))
         print(render_table(TABLE_HEADER, [row for _, row in rows]), flush=True)  # stdout may fail (a full disk) too
     except KeyboardInterrupt:
