@@ -11,10 +11,11 @@ Each high-resolution image is cropped to sides that are multiples of the factor 
 bicubic downsampling to 8 bits (srcnn.data.make_pair). Bicubic is the models' own first stage (the Resize alone);
 each model (srcnn.models, side by side) runs whole in PyTorch (float32) and through its exported ONNX model in a
 runtime (--runtime, default ONNX Runtime; srcnn.runtimes), whose PSNR must agree within RUNTIME_PSNR_TOLERANCE of
-its precision: in bf16, that is the gain over bicubic that bf16 may lose. PSNR and SSIM are measured on BT.601
-luma with ceil(factor) border pixels cropped, the convention of the super-resolution literature. Each factor's row names its worst image: a model
-that wins on average can still lose on one picture. The soft case blurs the validation photos
-(data.SOFT_SIGMA) before degrading them, as an old or out-of-focus photo is: there, sharpening can only lose.
+its precision: in bf16, that is the gain over bicubic that bf16 may lose. PSNR and SSIM are measured on
+BT.601 luma with ceil(factor) border pixels cropped, the convention of the super-resolution literature. Each
+factor's row names its worst image: a model that wins on average can still lose on one picture. The soft case
+blurs the validation photos (data.SOFT_SIGMA) before degrading them, as an old or out-of-focus photo is: there,
+sharpening can only lose.
 """
 
 from __future__ import annotations
@@ -325,8 +326,7 @@ def run(args: argparse.Namespace) -> int:
             soft_rows[name] = evaluate(network, runner, soft_images(), factors)
     if args.figure:
         face_figure(networks, args.figure)
-    label = "ORT" if args.runtime == "ort" else runtime_class(args.runtime).label  # the tutorial's short name
-    label += f" {args.precision}" * (args.precision != "fp32")
+    label = runtime_class(args.runtime).tag + f" {args.precision}" * (args.precision != "fp32")
     print(format_table(rows, args.per_image, label))
     if soft_rows:
         print(f"\nsoft case: the same photos blurred by a {data.SOFT_SIGMA:g}-pixel Gaussian before degradation")

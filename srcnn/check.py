@@ -28,7 +28,7 @@ class Comparison:
 
     image: str
     factor: Factor
-    runtime: str  # the runtime's label: "ONNX Runtime", "OpenVINO"
+    runtime: str  # the runtime's tag: "ORT", "OpenVINO"
     precision: Precision
     output_size: tuple[int, int]
     max_abs_diff: float
@@ -43,15 +43,14 @@ def compare(image: str, factor: Factor, runner: Runner, torch_out: np.ndarray, o
     """The parity figures of one pair of results, which must have the same shape."""
     assert torch_out.shape == out.shape, f"{image} x{factor.tag}: {torch_out.shape} vs {out.shape}"
     diff, psnr_db = float(np.max(np.abs(torch_out - out))), sd.psnr(torch_out, out)
-    return Comparison(image, factor, runner.label, runner.precision, out.shape[2:], diff, psnr_db, torch_ms,
+    return Comparison(image, factor, runner.tag, runner.precision, out.shape[2:], diff, psnr_db, torch_ms,
                       runtime_ms, ok=within_budget(runner.precision, diff, psnr_db))
 
 
 def format_table(rows: list[Comparison]) -> str:
     """One row per image and factor, as the tutorial's table; an image column only when there are several images."""
     several = len({r.image for r in rows}) > 1
-    label, precision = rows[0].runtime, rows[0].precision  # one runner per run
-    tag = "ORT" if label == "ONNX Runtime" else label
+    tag, precision = rows[0].runtime, rows[0].precision  # one runner per run
     header = ("factor", "output (HxW)", f"max |{tag}-PyTorch|", f"PSNR {tag} vs PyTorch", "PyTorch ms", f"{tag} ms",
               "")
     return sd.render_table(("image",) * several + header, [

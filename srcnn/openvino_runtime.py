@@ -64,7 +64,7 @@ class OpenVinoRunner(Runner):
     """The graph's parts compiled by OpenVINO for the CPU, made on first use and kept: the upsampling in each form
     used (always float32), and the convolutions (a steered graph's: once per factor) at the run's precision."""
 
-    name, label = "openvino", "OpenVINO"
+    name, label, tag = "openvino", "OpenVINO", "OpenVINO"
 
     @classmethod
     def check(cls, device: Device, precision: Precision) -> None:

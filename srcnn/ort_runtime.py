@@ -58,7 +58,7 @@ class OrtRunner(Runner):
     """The graph's parts in ONNX Runtime sessions, made on first use and kept: the upsampling in each form used
     (its memory given back after each run), and the convolutions (a steered graph's: once per factor)."""
 
-    name, label = "ort", "ONNX Runtime"
+    name, label, tag = "ort", "ONNX Runtime", "ORT"
 
     @classmethod
     def check(cls, device: Device, precision: Precision) -> None:

@@ -97,7 +97,8 @@ class Runner(ABC):
     """
 
     name: ClassVar[str]  # as --runtime takes it
-    label: ClassVar[str]  # in logs and tables
+    label: ClassVar[str]  # in logs
+    tag: ClassVar[str]  # in tables' headers, short: "ORT", as the tutorial's table says
 
     def __init__(self, parts: GraphParts, device: Device = "cpu", *, resize: OrtResize = "auto",
                  precision: Precision = "fp32", threads: int = 0, progress: bool = True) -> None:
