@@ -6,18 +6,18 @@
     python train.py --steps 2000 --out /tmp/quick.pth
     python train.py --device cuda --steps 400000     # on a GPU (bfloat16 where the card has it)
 
-Each batch draws one factor (from 2, 2.25, ..., 4; from 1.25 for a model that sees the factor) and cuts patches from
-19 photos that ship inside scikit-image, scikit-learn, matplotlib and PyWavelets (srcnn.sampler: flat ones redrawn,
-rotated and flipped, a quarter of them blurred first so that the model also sees pictures that were never sharp,
-degraded with antialiased bicubic downsampling, upsampled by the model's own Resize, cropped away from the
-borders), so the three convolutions, where the weights and the time are, train on one (batch, 3, patch, patch)
-tensor in channels_last. The tutorial's network starts as the identity on its bicubic input (identity_init), so
-training begins at bicubic quality and learns the correction; the factor-aware one starts as the tutorial's trained
-network. The loss (srcnn.losses) is log(MSE) per patch with a floor of half an 8-bit level, so a patch that bicubic
-already gets right (a soft one) still counts. Batches are small (8), for many steps. What is validated and kept is a
-moving average of the weights; of its checkpoints, the one with the best mean Y-PSNR on the validation photos among
-those that lose at most 1 dB on their soft copies is kept. srcnn.recipe lists every option; docs/training.md
-measures each, round by round.
+Each batch draws one factor (from 2, 2.25, ..., 4; from 1.25 for a model that sees the factor) and cuts patches from 19
+photos that ship inside scikit-image, scikit-learn, matplotlib and PyWavelets (srcnn.sampler: flat ones redrawn, rotated
+and flipped, a quarter of them blurred first so that the model also sees pictures that were never sharp, degraded with
+antialiased bicubic downsampling, upsampled by the model's own Resize, cropped away from the borders), so the three
+convolutions, where the weights and the time are, train on one (batch, 3, patch, patch) tensor in channels_last. The
+tutorial's network starts as the identity on its bicubic input (identity_init), so training begins at bicubic quality
+and learns the correction; the factor-aware one starts as the tutorial's trained network, its x2 weights as a teacher's
+(the tutorial's network trained further at x2 alone, first: --teacher-steps). The loss (srcnn.losses) is log(MSE) per
+patch with a floor of half an 8-bit level, so a patch that bicubic already gets right (a soft one) still counts. Batches
+are small (8), for many steps. What is validated and kept is a moving average of the weights; of its checkpoints, the
+one with the best mean Y-PSNR on the validation photos among those that lose at most 1 dB on their soft copies is kept.
+srcnn.recipe lists every option; docs/training.md measures each, round by round.
 """
 
 from __future__ import annotations
@@ -59,7 +59,12 @@ OUT_FOLDER = Path("outputs")  # --out's default is the model's weights file name
 WEIGHTS_SUFFIXES = (".pth", ".pt")  # --out must end in one: `--out train.py` would replace a source file
 STEPS = 54_000  # the default run: 45 to 55 minutes on a 2-core CPU (docs/training.md names it)
 # the factor-aware model's default run: it starts from the tutorial's trained network, and each step costs more
-CONDITIONED_STEPS = 20_000
+CONDITIONED_STEPS = 18_000
+# before it, the teachers: the tutorial's network trained further at each of these anchors alone, whose weights then
+# start the blend's set there. x2 is the anchor the blend serves least (a drawn factor gives it 29 % of the blend),
+# and the one whose specialist gains the most (docs/training.md); with the blend, about an hour on a 2-core CPU
+TEACHER_FACTORS = (2.0,)
+TEACHER_STEPS = 24_000
 MAX_BATCH_SIZE = 4096  # 64x64 patches: about 2 GB of activations at this size; beyond it, memory runs out
 LEARNING_RATE = 3e-4  # Adam, cosine-decayed to LEARNING_RATE * FINAL_LR_FRACTION; 1e-3: 0.19 dB less (docs/training.md)
 FINAL_LR_FRACTION = 0.01
@@ -188,15 +193,26 @@ def start_from_tutorial(model: torch.nn.Module) -> None:
     assert not unexpected and all(not name.startswith("conv") for name in missing), (missing, unexpected)
 
 
+def start_from_teachers(model: torch.nn.Module, teachers: dict[float, Path]) -> None:
+    """Each teacher's weights (a tutorial-shaped network trained at one factor) into the model's set for that factor."""
+    if teachers and not hasattr(model, "start_anchor_from"):
+        raise sd.SrcnnError(f"{type(model).__name__} has no per-factor weights for a teacher to start")
+    for factor, path in teachers.items():
+        model.start_anchor_from(factor, sd.load_state_dict(path))
+
+
 def train(
     *, steps: int, out: Path, recipe: Recipe = RECIPE, seed: int = sd.SEED, learning_rate: float = LEARNING_RATE,
-    model_name: str = "tutorial",
+    model_name: str = "tutorial", from_tutorial: bool | None = None, teachers: dict[float, Path] | None = None,
     device: str = "cpu", precision: str = "auto", compile_model: bool = False,
     validation_photos: tuple[str, ...] = data.VALIDATION_PHOTOS, validate_every: int = VALIDATE_EVERY,
     max_soft_loss: float = data.SOFT_LOSS_LIMIT, progress: bool = True,
 ) -> TrainResult:
-    """Train from the identity and write the best state dict to `out` when done: the best validation PSNR among
-    the checkpoints that lose at most `max_soft_loss` dB on the soft case at x2 (the identity, at step 0, loses none).
+    """Train and write the best state dict to `out` when done: the best validation PSNR among the checkpoints that
+    lose at most `max_soft_loss` dB on the soft case at x2 (the identity, at step 0, loses none).
+
+    The tutorial's model starts as the identity (bicubic), any other from the tutorial's trained network
+    (`from_tutorial` chooses otherwise), with `teachers` (factor -> weights file) in its sets for those factors.
 
     Validated and kept are the weights' moving average (recipe.ema_decay) or, with 0, the weights themselves. The
     weights' soft case swings by a decibel or more between checkpoints a few thousand steps apart, where the sharp gain
@@ -209,10 +225,12 @@ def train(
     if kind.conditioned and recipe.mix_factors:
         raise sd.SrcnnError(f"the {kind.name} model takes one factor per batch: mix_factors must be False")
     model = kind.build()
-    if kind.tutorial:
+    from_identity = kind.tutorial if from_tutorial is None else not from_tutorial
+    if from_identity:
         identity_init(model)  # bicubic at the start: training learns the correction
     else:
         start_from_tutorial(model)  # the tutorial's shipped network at the start: training learns what the factor adds
+        start_from_teachers(model, teachers or {})
     context = model_halo(model) if recipe.full_context else 0
     sampler = PatchSampler([data.load_photo_tensor(n) for n in recipe.photos], recipe, seed, context)
     val_set = [data.load_photo_tensor(n) for n in validation_photos]
@@ -248,7 +266,7 @@ def train(
 
     detail: list[dict[str, float]] = []
     reference: dict[str, float] = {}  # bicubic's figures, per factor and soft
-    if kind.tutorial:
+    if from_identity:
         initial_psnr, initial_soft = evaluate_now(0)  # the identity: bicubic's PSNRs
         reference.update({k: v for k, v in detail[0].items() if k != "step"})
         start_psnr = initial_psnr
@@ -256,7 +274,7 @@ def train(
         bicubic = model_kind(TUTORIAL_MODEL).build()  # made the identity: bicubic itself
         identity_init(bicubic)
         initial_psnr, initial_soft = evaluate_now(0, bicubic)  # bicubic's PSNRs: what every gain is measured from
-        start_psnr, _ = evaluate_now(0)  # the tutorial's network, where this one starts
+        start_psnr, _ = evaluate_now(0)  # the tutorial's network (and teachers), where this one starts
     best_psnr = start_psnr
     best_step, start, history = 0, time.perf_counter(), [(0, start_psnr)]
     best_state = cpu_state(kept)
@@ -289,6 +307,26 @@ def train(
                        "float32" if half is None else "bfloat16", reference)
 
 
+def teacher_path(out: Path, factor: float) -> Path:
+    """Where the teacher for `factor` goes: beside `out`, e.g. outputs/srcnn_factor_aware_x2_teacher.pth."""
+    return out.with_name(f"{out.stem}_x{factor:g}_teacher{out.suffix}")
+
+
+def train_teachers(*, steps: int, out: Path, recipe: Recipe, factors: tuple[float, ...] = TEACHER_FACTORS,
+                   **options: object) -> dict[float, TrainResult]:
+    """The teachers (ArbSR's transfer from scale-specific networks, in its cheapest form): for each factor, the
+    tutorial's network trained further at that factor alone, with `recipe` otherwise, written to teacher_path."""
+    results = {}
+    for factor in factors:
+        log.info("teacher for x%g: the tutorial's network, %d steps at x%g alone", factor, steps, factor)
+        results[factor] = train(steps=steps, out=teacher_path(out, factor), recipe=dataclasses.replace(
+            recipe, factors=(factor,)), model_name=TUTORIAL_MODEL, from_tutorial=True, **options)
+        log.info("teacher for x%g: gain %+.3f dB at step %d; %.1f min", factor,
+                 results[factor].best_psnr - results[factor].initial_psnr, results[factor].best_step,
+                 results[factor].seconds / 60)
+    return results
+
+
 def machine_name(device: str) -> str:
     """The processor that trained: the GPU's name, or the CPU's model name from /proc/cpuinfo."""
     if device == "cuda":
@@ -300,8 +338,9 @@ def machine_name(device: str) -> str:
     return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
 
 
-def write_history(path: Path, args: argparse.Namespace, recipe: Recipe, result: TrainResult) -> None:
-    """The run's record: what trained, on what, for how long, and its validation PSNR per step."""
+def write_history(path: Path, args: argparse.Namespace, recipe: Recipe, result: TrainResult,
+                  teachers: dict[float, TrainResult]) -> None:
+    """The run's record: what trained, on what, for how long, and its validation PSNR per step; its teachers' too."""
     record = {
         "command": "python train.py " + " ".join(sys.argv[1:]), "model": args.model, "steps": args.steps,
         "seed": args.seed,
@@ -310,6 +349,9 @@ def write_history(path: Path, args: argparse.Namespace, recipe: Recipe, result: 
         "precision": result.precision, "torch": torch.__version__, "minutes": round(result.seconds / 60, 1),
         "best_step": result.best_step, "best_psnr": result.best_psnr, "initial_psnr": result.initial_psnr,
         "history": result.history, "detail": result.detail, "bicubic": result.bicubic,
+        "teachers": [{"factor": factor, "steps": args.teacher_steps, "minutes": round(t.seconds / 60, 1),
+                      "best_step": t.best_step, "best_psnr": t.best_psnr, "initial_psnr": t.initial_psnr,
+                      "detail": t.detail} for factor, t in teachers.items()],
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -325,6 +367,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, metavar="N",
                         help=f"Adam steps (default: {STEPS} for the tutorial's model, {CONDITIONED_STEPS} for the"
                         " factor-aware one)")
+    parser.add_argument("--teacher-steps", type=int, default=TEACHER_STEPS, metavar="N",
+                        help="a model with per-factor weights (factor-aware) first trains a teacher at "
+                        + ", ".join(f"x{f:g}" for f in TEACHER_FACTORS) + " for N steps, whose weights start its"
+                        " set there; 0: none (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=RECIPE.batch_size, metavar="N",
                         help=f"patches per step, 1 to {MAX_BATCH_SIZE} (default: %(default)s)")
     parser.add_argument("--model", choices=MODELS, default=TUTORIAL_MODEL,
@@ -356,6 +402,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.steps = CONDITIONED_STEPS if model_kind(args.model).conditioned else STEPS
     if args.steps < 1:
         parser.error(f"--steps {args.steps}: must be at least 1")
+    if args.teacher_steps < 0:
+        parser.error(f"--teacher-steps {args.teacher_steps}: must be 0 (no teacher) or more")
+    if not model_kind(args.model).conditioned:
+        args.teacher_steps = 0  # the tutorial's model has one set of weights: nothing for a teacher to start
     if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
         parser.error(f"--batch-size {args.batch_size}: must be from 1 to {MAX_BATCH_SIZE}")
     if not 0 <= args.seed <= MAX_SEED:  # torch.manual_seed refuses the rest, after the data has loaded
@@ -376,20 +426,26 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> int:
         check_output_file(args.out, "--out", suffixes=WEIGHTS_SUFFIXES)  # fail now, not after an hour of training
+        teacher_files = [teacher_path(args.out, f) for f in TEACHER_FACTORS] if args.teacher_steps else []
+        for path in teacher_files:
+            check_output_file(path, "the teacher's weights", [args.out], suffixes=WEIGHTS_SUFFIXES)
         if args.history:
-            check_output_file(args.history, "--history", [args.out], suffixes=(".json",))
+            check_output_file(args.history, "--history", [args.out, *teacher_files], suffixes=(".json",))
         recipe = dataclasses.replace(recipe_for(model_kind(args.model), RECIPE), batch_size=args.batch_size,
                                      ema_decay=args.ema_decay)
         log.info("training on %d photos, validating on %s; torch threads: %d", len(recipe.photos),
                  ", ".join(data.VALIDATION_PHOTOS), torch.get_num_threads())
-        result = train(steps=args.steps, out=args.out, recipe=recipe, seed=args.seed, model_name=args.model,
-                       learning_rate=args.learning_rate, device=args.device,
+        options = dict(seed=args.seed, learning_rate=args.learning_rate, device=args.device,
                        precision=args.precision, compile_model=args.compile)
+        teachers = (train_teachers(steps=args.teacher_steps, out=args.out, recipe=recipe, **options)
+                    if args.teacher_steps else {})
+        result = train(steps=args.steps, out=args.out, recipe=recipe, model_name=args.model,
+                       teachers={f: teacher_path(args.out, f) for f in teachers}, **options)
         log.info("best validation Y-PSNR %.3f dB at step %d (bicubic %.3f dB, gain %+.3f dB); %.1f min; wrote %s",
                  result.best_psnr, result.best_step, result.initial_psnr, result.best_psnr - result.initial_psnr,
                  result.seconds / 60, args.out)
         if args.history:
-            write_history(args.history, args, recipe, result)
+            write_history(args.history, args, recipe, result, teachers)
         return sd.EXIT_OK
 
     return run_guarded(work)

@@ -64,6 +64,12 @@ class BlendedConv2d(nn.Module):
             self.weight.copy_(weight.repeat(len(ANCHORS), 1, 1, 1))
             self.bias.copy_(bias.expand_as(self.bias))
 
+    def load_anchor(self, k: int, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Anchor k's set made a single-factor network's layer (weight (out, in, k, k), bias (out,))."""
+        with torch.no_grad():
+            self.weight[k * self.out_channels:(k + 1) * self.out_channels] = weight
+            self.bias[k] = bias
+
 
 class FactorAwareNet(nn.Module):
     """SRCNN 9-1-5 after bicubic upsampling, each convolution's weights blended by the factor; RGB in [0, 1]."""
@@ -94,3 +100,11 @@ class FactorAwareNet(nn.Module):
         factor adds."""
         for name in ("conv1", "conv2", "conv3"):
             getattr(self, name).load_tutorial(state[f"{name}.weight"], state[f"{name}.bias"])
+
+    def start_anchor_from(self, factor: float, state: dict[str, torch.Tensor]) -> None:
+        """The anchor at `factor` made a teacher: the tutorial's network trained at that factor alone (train.py's
+        teacher stage), so the blend there starts as the specialist and its neighbours start between the two."""
+        if factor not in ANCHORS:
+            raise ValueError(f"x{factor:g} is not an anchor: the anchors are {', '.join(f'x{a:g}' for a in ANCHORS)}")
+        for name in ("conv1", "conv2", "conv3"):
+            getattr(self, name).load_anchor(ANCHORS.index(factor), state[f"{name}.weight"], state[f"{name}.bias"])

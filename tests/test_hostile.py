@@ -432,6 +432,7 @@ def run_program(program: str, *args: str, cwd: Path) -> subprocess.CompletedProc
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--steps", "0"], "--steps 0: must be at least 1"),
+    (["--teacher-steps", "-1"], "--teacher-steps -1: must be 0 (no teacher) or more"),
     (["--batch-size", "0"], "--batch-size 0: must be from 1"),
     (["--batch-size", "100000"], "--batch-size 100000: must be from 1"),
     (["--seed", "-1"], "--seed -1: must be 0 or more"),

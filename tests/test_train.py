@@ -324,6 +324,61 @@ def test_the_factor_aware_model_starts_as_the_tutorials_and_trains_on_the_factor
     assert isinstance(weights.load_model(tmp_path / "fa.pth", "factor-aware"), type(model))
 
 
+def test_a_teacher_starts_the_blend_at_its_factor(tmp_path) -> None:
+    """A teacher's weights become the anchor set at its factor: there the blend is the teacher, at a far anchor
+    still the tutorial's network, and between them a mix. A factor that is no anchor, or a model without sets, is
+    refused."""
+    tutorial_state = sd.load_state_dict(sd.DEFAULT_WEIGHTS)
+    generator = torch.Generator().manual_seed(3)
+    teacher_state = {k: v + 0.01 * torch.randn(v.shape, generator=generator) for k, v in tutorial_state.items()}
+    path = tmp_path / "teacher.pth"
+    weights.save_state_dict(teacher_state, path)
+    model = models.MODELS["factor-aware"].build()
+    train.start_from_tutorial(model)
+    train.start_from_teachers(model, {2.0: path})
+    image = torch.rand(1, 3, 11, 9, generator=generator)
+    with torch.no_grad():
+        for text, state, expected in (("2", teacher_state, True), ("4", tutorial_state, True),
+                                      ("2.5", teacher_state, False), ("2x4", tutorial_state, False)):
+            factor = sd.Factor.parse(text).tensor()
+            diff = float((model(image, factor) - sd.build_model(state)(image, factor)).abs().max())
+            which = "teacher" if state is teacher_state else "tutorial"
+            assert (diff <= 1e-6) == expected, f"x{text}: {diff:.2e} from the {which}'s network"
+    with pytest.raises(ValueError, match="not an anchor"):
+        model.start_anchor_from(2.5, teacher_state)
+    with pytest.raises(sd.SrcnnError, match="no per-factor weights"):
+        train.start_from_teachers(sd.SuperResolutionNet(), {2.0: path})
+
+
+def test_the_factor_aware_run_trains_its_teacher_first(tmp_path, monkeypatch) -> None:
+    """`train.py --model factor-aware` trains the x2 teacher (the tutorial's network at x2 alone) beside --out, then
+    the blend from it; the record holds both, and the blend's start at x2 is the teacher's kept weights."""
+    out, history = tmp_path / "fa.pth", tmp_path / "run.json"
+    monkeypatch.setattr(train, "RECIPE", TINY)
+    monkeypatch.setattr(train.train, "__kwdefaults__", {**train.train.__kwdefaults__, "validate_every": 2,
+                                                        "progress": False, "validation_photos": ("microaneurysms",)})
+    assert train.main(["--model", "factor-aware", "--steps", "2", "--teacher-steps", "2", "--ema-decay", "0",
+                       "--learning-rate", "1e-5", "--out", str(out), "--history", str(history)]) == 0
+    teacher_file = tmp_path / "fa_x2_teacher.pth"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fa.pth", "fa_x2_teacher.pth", "run.json"]
+    record = json.loads(history.read_text())
+    (teacher,) = record["teachers"]
+    assert teacher["factor"] == 2.0 and teacher["steps"] == 2, f"{teacher}"
+    assert all(row.keys() == {"step", "x2", "soft x2"} for row in teacher["detail"]), "a teacher validates at x2 alone"
+    kept = next(row for row in teacher["detail"] if row["step"] == teacher["best_step"])
+    assert record["detail"][0]["x2"] == pytest.approx(kept["x2"], abs=1e-4), f"{record['detail'][0]} vs {kept}"
+    assert isinstance(weights.load_model(teacher_file), sd.SuperResolutionNet)
+
+
+def test_the_tutorials_run_has_no_teacher(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(train, "RECIPE", TINY)
+    monkeypatch.setattr(train.train, "__kwdefaults__", {**train.train.__kwdefaults__, "validate_every": 2,
+                                                        "progress": False, "validation_photos": ("microaneurysms",)})
+    assert train.main(["--steps", "2", "--out", str(tmp_path / "w.pth"), "--history", str(tmp_path / "r.json")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "w.pth"]
+    assert json.loads((tmp_path / "r.json").read_text())["teachers"] == []
+
+
 def test_a_factor_aware_model_refuses_a_factor_per_patch(tmp_path) -> None:
     with pytest.raises(sd.SrcnnError, match="one factor per batch"):
         train.train(steps=1, out=tmp_path / "x.pth", recipe=dataclasses.replace(TINY, mix_factors=True),
