@@ -10,18 +10,17 @@ weighs (a softmax of a small network of the factor), which is one 1x1 kernel per
 kernels in their cheapest form. Two levers of FiLM's training: film-from-identity starts from bicubic
 (train.identity_init) instead of the tutorial's trained network, film-log-only reads log fh and log fw alone instead
 of six features. Transfer from a teacher (ArbSR's knowledge from scale-specific networks, in its cheapest form):
-x2-teacher is the tutorial's network trained further at x2 alone, and factor-aware-from-x2-teacher is the anchor blend
-whose x2 set starts as that teacher (run the teacher first). All train with train.py's recipe for a factor-aware
-model (the teacher at x2 alone); the table gives each one's validation gain over bicubic per factor, and on the soft
-case at x2. docs/training.md has the figures.
+with --teacher-steps N, the anchor blend's x2 set starts as the tutorial's network trained further at x2 alone for N
+steps (train.train_teachers, what train.py does by default; the plain blend by default here). All train with
+train.py's recipe for a factor-aware model (the teacher at x2 alone); the table gives each one's validation gain over
+bicubic per factor, and on the soft case at x2. docs/training.md has the figures.
 
-    python tools/conditioning_study.py --models x2-teacher factor-aware-from-x2-teacher --teacher-steps 12000
+    python tools/conditioning_study.py --models factor-aware --teacher-steps 12000
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -32,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import srcnn_dynamic as sd  # noqa: E402
 import train  # noqa: E402
 from srcnn import models  # noqa: E402
-from srcnn.factor_aware import ANCHORS, FactorAwareNet  # noqa: E402
 
 EXPERTS = 2  # conv2 twice: +2,048 multiply-adds per output pixel, a tenth of the network's
 EXPERT_NOISE = 0.01  # the experts start as the tutorial's conv2 plus this much noise: identical ones never part
@@ -144,59 +142,43 @@ class FiLMLogOnly(FiLMNet):
         return [v.reshape(1, -1, 1, 1) for v in torch.split(values, sizes, dim=1)]
 
 
-class X2Teacher(sd.SuperResolutionNet):
-    """The tutorial's network, trained further at x2 alone: a single-factor teacher (from the tutorial's weights)."""
-
-
-TEACHER_FACTOR = 2.0  # the anchor the blend serves least (docs/training.md): a sampled factor gives it 29 %
-
-
-class BlendFromX2Teacher(FactorAwareNet):
-    """The anchor blend whose x2 set starts as the x2 teacher's trained weights, the other anchors as the tutorial's."""
-
-    def start_from_tutorial(self, state: dict[str, torch.Tensor]) -> None:
-        super().start_from_tutorial(state)
-        teacher = sd.load_state_dict(models.MODELS["x2-teacher"].weights_path)  # where this run wrote it
-        k = ANCHORS.index(TEACHER_FACTOR)
-        with torch.no_grad():
-            for name in ("conv1", "conv2", "conv3"):
-                layer = getattr(self, name)
-                rows = slice(k * layer.out_channels, (k + 1) * layer.out_channels)
-                layer.weight[rows] = teacher[f"{name}.weight"]
-                layer.bias[k] = teacher[f"{name}.bias"]
-
-
 STUDY_DIR = Path("outputs") / "conditioning_study"
 STUDY_MODELS = {  # the variants this study adds to the registry: name -> (class, what it is)
     "film": ("FiLMNet", "conv1's and conv2's maps scaled and shifted by a small network of the factor"),
     "factor-mixture": ("FactorMixtureNet", "conv2 as two experts mixed by the factor"),
     "film-from-identity": ("FiLMFromIdentity", "FiLM trained from bicubic, not from the tutorial's network"),
     "film-log-only": ("FiLMLogOnly", "FiLM reading log f alone"),
-    "x2-teacher": ("X2Teacher", "the tutorial's network trained further at x2 alone"),
-    "factor-aware-from-x2-teacher": ("BlendFromX2Teacher", "the anchor blend, its x2 set starting as the x2 teacher"),
 }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=train.CONDITIONED_STEPS)
-    parser.add_argument("--teacher-steps", type=int, default=12_000, help="x2-teacher's steps (default: 12000)")
+    parser.add_argument("--teacher-steps", type=int, default=0,
+                        help="train the x2 teacher for the anchor blend first, N steps (default: 0, none)")
     parser.add_argument("--out", type=Path, default=STUDY_DIR)
     parser.add_argument("--models", nargs="+", default=["factor-aware", "film", "factor-mixture"],
                         help="(default: the three ways; train.py --model factor-aware trains the first alike)")
     args = parser.parse_args()
     for name, (cls, about) in STUDY_MODELS.items():  # models for this study alone: one registry entry each
         models.MODELS[name] = models.ModelKind(name, "__main__", cls, f"{args.out}/{name}.pth", halo=6,
-                                               tutorial=False, conditioned=name != "x2-teacher", about=about)
+                                               tutorial=False, conditioned=True, about=about)
     recipe = train.recipe_for(models.MODELS["factor-aware"])
-    teacher_recipe = dataclasses.replace(recipe, factors=(TEACHER_FACTOR,))
     rows = []
-    for name in args.models:
-        teacher = name == "x2-teacher"
-        result = train.train(steps=args.teacher_steps if teacher else args.steps, out=args.out / f"{name}.pth",
-                             recipe=teacher_recipe if teacher else recipe, model_name=name, progress=False)
+
+    def add_row(name: str, result: train.TrainResult) -> None:
         best = next(d for d in result.detail if d["step"] == result.best_step)
         rows.append((name, result.best_step, {k: best[k] - v for k, v in result.bicubic.items()}))
+
+    for name in args.models:
+        out, teachers = args.out / f"{name}.pth", {}
+        if args.teacher_steps and hasattr(models.MODELS[name].build(), "start_anchor_from"):
+            for factor, result in train.train_teachers(steps=args.teacher_steps, out=out, recipe=recipe,
+                                                       progress=False).items():
+                add_row(f"x{factor:g} teacher for {name}", result)
+                teachers[factor] = train.teacher_path(out, factor)
+        add_row(name, train.train(steps=args.steps, out=out, recipe=recipe, model_name=name, teachers=teachers,
+                                  progress=False))
     columns = max((gains for *_, gains in rows), key=len)  # the teacher validates at x2 alone
     header = ["model", "best step", *(f"gain {k}" for k in columns)]
     print(sd.render_table(header, [[name, str(step)] + [f"{gains[k]:+.2f} dB" if k in gains else "-" for k in columns]
